@@ -1,0 +1,38 @@
+# LLM-ESR as a Snakemake workflow. Data flows one way through named artifacts:
+#   raw files -> ingest -> prompts -> embed -> pca / retrieve -> (split) -> train -> evaluate -> aggregate
+# Per-dataset artifacts live under results/{dataset}/; result files at results/*.json.
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# Rules run `python -m pipeline ...`: make `pipeline` importable from this checkout and make
+# `python` the interpreter running Snakemake (the project's venv). A conda env activated for
+# a job puts its own python first on PATH, so --software-deployment-method conda still works.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+
+
+# The defaults live next to this file; --configfile adds to them and --config overrides.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+validate(config, "pipeline/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/prompts.smk"
+include: "rules/embed.smk"
+include: "rules/retrieve.smk"
+include: "rules/split.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        default_targets(),

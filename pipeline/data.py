@@ -1,0 +1,120 @@
+"""User sequences in memory and the batches cut from them.
+
+All sequences live in one flat array (`items`, 1-based item ids, user by user in time order)
+with `offsets` marking where each user's sequence starts. Leave-one-out splits are views:
+a user's sequence without its last `cut` items. Batches are left-padded with 0 and trimmed
+to their longest row, so no compute is spent on padding beyond that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+# How many trailing items each split removes from a user's full sequence.
+TEST_INPUT_CUT = 1  # the test target is the last item
+VALID_INPUT_CUT = 2  # the validation target is the second to last
+TRAIN_CUT = 2  # the training sequence is everything before both
+
+
+@dataclass
+class Sequences:
+    items: np.ndarray  # (total,) int64
+    offsets: np.ndarray  # (n_users + 1,) int64
+    n_items: int
+
+    @classmethod
+    def from_interactions(cls, interactions: pl.DataFrame, n_items: int) -> "Sequences":
+        """`interactions` sorted by user (1..N, contiguous) then time."""
+        users = interactions["user"].to_numpy()
+        counts = np.bincount(users)[1:]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(interactions["item"].to_numpy().astype(np.int64), offsets, n_items)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def bounds(self, rows: np.ndarray, cut: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """[start, end) of each user's sequence without its last `cut` and first `skip` items.
+        `rows` are 0-based (user id - 1)."""
+        return self.offsets[rows] + skip, self.offsets[rows + 1] - cut
+
+    def padded(self, rows: np.ndarray, cut: int, max_len: int, skip: int = 0) -> np.ndarray:
+        starts, ends = self.bounds(rows, cut, skip)
+        return left_pad(self.items, starts, ends, max_len)
+
+    def targets(self, rows: np.ndarray, cut: int) -> np.ndarray:
+        """The item that follows the input left by `cut` (cut=1: test target, cut=2: validation)."""
+        return self.items[self.offsets[rows + 1] - cut]
+
+    def training_pairs(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and next-item targets over each user's training sequence (SASRec's objective):
+        input = train[:-1], target = train[1:], aligned position by position."""
+        inputs = self.padded(rows, TRAIN_CUT + 1, max_len)
+        targets = self.padded(rows, TRAIN_CUT, max_len, skip=1)
+        return inputs, targets
+
+    def membership_keys(self, cut: int) -> np.ndarray:
+        """Sorted keys user_row * (n_items + 1) + item over each sequence without its last `cut`."""
+        lengths = np.maximum(self.lengths - cut, 0)
+        rows = np.repeat(np.arange(self.n_users), lengths)
+        starts = np.repeat(self.offsets[:-1], lengths)
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.unique(rows * (self.n_items + 1) + self.items[starts + within])
+
+
+def left_pad(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int) -> np.ndarray:
+    """Rows flat[start:end], keeping the last `max_len`, right-aligned in a zero matrix whose
+    width is the longest kept row (at least 1)."""
+    lengths = np.clip(ends - starts, 0, max_len)
+    width = max(int(lengths.max(initial=0)), 1)
+    out = np.zeros((len(starts), width), dtype=np.int64)
+    total = int(lengths.sum())
+    if total:
+        row = np.repeat(np.arange(len(starts)), lengths)
+        within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        out[row, width - np.repeat(lengths, lengths) + within] = flat[np.repeat(ends - lengths, lengths) + within]
+    return out
+
+
+def is_member(keys: np.ndarray, rows: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    query = rows * (n_items + 1) + items
+    found = np.searchsorted(keys, query)
+    return keys[np.minimum(found, len(keys) - 1)] == query if len(keys) else np.zeros(query.shape, bool)
+
+
+def sample_negatives(
+    rng: np.random.Generator, rows: np.ndarray, shape: tuple[int, ...], n_items: int, exclude: np.ndarray
+) -> np.ndarray:
+    """Uniform items in 1..n_items, redrawn where the user (row of `rows`) has the item in `exclude`."""
+    row_grid = np.broadcast_to(rows.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+    negatives = rng.integers(1, n_items + 1, size=shape)
+    for _ in range(1000):
+        clash = is_member(exclude, row_grid, negatives, n_items)
+        if not clash.any():
+            return negatives
+        negatives[clash] = rng.integers(1, n_items + 1, size=int(clash.sum()))
+    raise RuntimeError("could not sample negatives: some user has interacted with (almost) every item")
+
+
+def length_sorted_chunks(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
+    """Indices into `lengths`, shortest first, cut into chunks of at most `token_budget`
+    padded positions (rows x longest row) each: short sequences go in large chunks, long ones
+    in small chunks, which keeps the attention matrices cache-sized."""
+    order = np.argsort(lengths, kind="stable")
+    widths = np.maximum(lengths[order], 1)
+    chunks, start = [], 0
+    while start < len(order):
+        # The chunk's width is its last (longest) row's; take rows while rows x width fits.
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * widths[end] <= token_budget:
+            end += 1
+        chunks.append(order[start:end])
+        start = end
+    return chunks

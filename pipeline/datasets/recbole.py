@@ -1,0 +1,35 @@
+"""RecBole atomic files: `.inter` (user_id, item_id[, timestamp]) and `.item` (item_id + text),
+TAB-separated, headers typed as `name:type`, fields optionally quoted with '"'."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from .base import DataError, RawData, read_item_table
+
+
+def read(paths: dict[str, Path]) -> RawData:
+    try:
+        inter = pl.read_csv(paths["inter"], separator="\t", quote_char='"', infer_schema=False)
+    except pl.exceptions.PolarsError as err:
+        raise DataError(f"{paths['inter']}: cannot parse as a RecBole .inter file: {err}") from err
+    inter = inter.rename({c: c.split(":", 1)[0] for c in inter.columns})
+    for column in ("user_id", "item_id"):
+        if column not in inter.columns:
+            raise DataError(f"{paths['inter']}: no '{column}' column (columns: {', '.join(inter.columns)})")
+    rows_read = inter.height
+    if "timestamp" in inter.columns:
+        order = pl.col("timestamp").cast(pl.Float64, strict=False)
+    else:  # without timestamps the file order is the time order
+        order = pl.int_range(pl.len()).cast(pl.Float64)
+    interactions = inter.select(
+        user=pl.col("user_id").fill_null(""), item=pl.col("item_id").fill_null(""), order=order
+    )
+    malformed = interactions.filter(
+        pl.col("order").is_null() | (pl.col("user") == "") | (pl.col("item") == "")
+    ).height
+    interactions = interactions.drop_nulls("order").filter((pl.col("user") != "") & (pl.col("item") != ""))
+
+    items = read_item_table(paths["item"], "item_id", '"', typed_header=True)
+    return RawData(interactions, items, {"rows_read": rows_read, "rows_malformed": malformed})

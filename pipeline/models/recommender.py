@@ -1,0 +1,28 @@
+"""The plain sequential recommender (the `base` variant): a trainable item ID table feeds a
+backbone encoder; a user is the encoder's state at the last position; score = dot product
+with the item's ID vector."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import InputEmbedding, init_weights
+
+
+class SequentialRecommender(nn.Module):
+    def __init__(self, encoder: nn.Module, n_items: int, hidden_size: int, max_len: int, dropout: float, extra_rows: int = 0):
+        super().__init__()
+        # Row 0 is padding; `extra_rows` after the items hold special tokens (Bert4Rec's mask).
+        self.n_items = n_items
+        self.item_embedding = nn.Embedding(n_items + 1 + extra_rows, hidden_size, padding_idx=0)
+        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=encoder.uses_positions)
+        self.encoder = encoder
+        init_weights(self)
+
+    def sequence_states(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) item ids, 0 = padding -> (B, L, d)."""
+        valid = seq > 0
+        return self.encoder(self.inputs(self.item_embedding(seq), valid), valid)
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item_embedding(items)

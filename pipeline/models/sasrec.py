@@ -1,0 +1,92 @@
+"""SASRec (Kang & McAuley, ICDM 2018) as a sequence encoder, shaped like the widely used
+SASRec.pytorch port that LLM-ESR builds on: pre-LayerNorm blocks whose attention residual adds
+the layer-normed input, a position-wise feed-forward with its own residual, padding zeroed
+after every block, and a final LayerNorm.
+
+`causal=True` (default) lets each position attend only to itself and earlier items, as a
+next-item model must. `causal=False` reproduces the LLM-ESR authors' code, which passes no
+causal mask (every position also sees later items; they kept it because it scored higher).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import Dropout, attend, attention_mask
+
+
+@dataclass
+class SASRecConfig:
+    hidden_size: int = 64
+    num_blocks: int = 2
+    num_heads: int = 1
+    dropout: float = 0.5
+    causal: bool = True
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention with biased projections and dropout on the attention weights
+    (what torch.nn.MultiheadAttention computes), on the fused scaled-dot-product kernel."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.dropout = Dropout(dropout)
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        batch, length, hidden = queries.shape
+        heads, head_size = self.num_heads, hidden // self.num_heads
+        q = self.query(queries).view(batch, length, heads, head_size).transpose(1, 2)
+        k, v = self.key_value(keys).view(batch, length, 2, heads, head_size).permute(2, 0, 3, 1, 4)
+        mixed = attend(q, k, v, allowed, self.dropout)
+        return self.out(mixed.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer network with ReLU, dropout and a residual connection."""
+
+    def __init__(self, hidden_size: int, dropout: float):
+        super().__init__()
+        self.inner = nn.Linear(hidden_size, hidden_size)
+        self.outer = nn.Linear(hidden_size, hidden_size)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.dropout(self.outer(self.dropout(torch.relu(self.inner(x)))))
+
+
+class SASRecEncoder(nn.Module):
+    """(embedded sequence (B, L, d), valid (B, L)) -> hidden states (B, L, d)."""
+
+    uses_positions = True
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__()
+        self.config = config
+        d, eps = config.hidden_size, 1e-8
+        self.attention_norms = nn.ModuleList(nn.LayerNorm(d, eps=eps) for _ in range(config.num_blocks))
+        self.attentions = nn.ModuleList(
+            SelfAttention(d, config.num_heads, config.dropout) for _ in range(config.num_blocks)
+        )
+        self.forward_norms = nn.ModuleList(nn.LayerNorm(d, eps=eps) for _ in range(config.num_blocks))
+        self.forwards = nn.ModuleList(FeedForward(d, config.dropout) for _ in range(config.num_blocks))
+        self.final_norm = nn.LayerNorm(d, eps=eps)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        keep = valid.unsqueeze(-1).to(x.dtype)
+        allowed = attention_mask(valid, self.config.causal)
+        x = x * keep
+        for attention_norm, attention, forward_norm, feed_forward in zip(
+            self.attention_norms, self.attentions, self.forward_norms, self.forwards
+        ):
+            queries = attention_norm(x)
+            x = queries + attention(queries, x, allowed)
+            x = feed_forward(forward_norm(x)) * keep
+        return self.final_norm(x)

@@ -1,0 +1,104 @@
+"""Stage `prompts`: item and user text for the LLM encoder.
+
+Item prompt = the dataset's `item_prompt` template (a Python format string over item
+columns). User prompt = `user_prompt` with `{items}` replaced by the `user_item_column` of
+the user's TRAINING items only (all but the last two, which are the validation and test
+targets), joined by ", ", keeping the last `user_prompt_max_chars` characters.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import string
+from pathlib import Path
+
+import polars as pl
+
+from .datasets import DataError
+from .io import write_parquet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ITEM_COLUMN_CANDIDATES = ("title", "name", "movie_title", "item_name")
+
+
+def template_fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def default_item_template(columns: list[str]) -> str:
+    """`column is {column}; ...` over the text columns, or the source id when there is no text."""
+    if not columns:
+        return "item {original_id}"
+    return "; ".join(f"{c} is {{{c}}}" for c in columns) + "."
+
+
+def item_prompts(items: pl.DataFrame, template: str | None, missing_text: str, max_chars: int) -> pl.DataFrame:
+    text_columns = [c for c in items.columns if c not in ("item", "original_id")]
+    template = template or default_item_template(text_columns)
+    unknown = sorted(set(template_fields(template)) - set(items.columns))
+    if unknown:
+        raise DataError(
+            f"item_prompt refers to {', '.join(unknown)}, which the item table lacks "
+            f"(columns: {', '.join(items.columns)})"
+        )
+    texts = [
+        template.format_map({k: (v if v not in (None, "") else missing_text) for k, v in row.items()})[:max_chars]
+        for row in items.iter_rows(named=True)
+    ]
+    return pl.DataFrame({"item": items["item"], "text": texts})
+
+
+def user_item_column(items: pl.DataFrame, configured: str | None) -> str:
+    if configured:
+        if configured not in items.columns:
+            raise DataError(
+                f"user_item_column '{configured}' is not an item column (columns: {', '.join(items.columns)})"
+            )
+        return configured
+    for candidate in DEFAULT_ITEM_COLUMN_CANDIDATES:
+        if candidate in items.columns:
+            return candidate
+    return "original_id"
+
+
+def user_prompts(
+    interactions: pl.DataFrame, items: pl.DataFrame, template: str, column: str, missing_text: str, max_chars: int
+) -> pl.DataFrame:
+    if template_fields(template) != ["items"]:
+        raise DataError(f"user_prompt must contain exactly one field, {{items}}; got: {template!r}")
+    titles = items.select("item", title=pl.when(pl.col(column) == "").then(pl.lit(missing_text)).otherwise(pl.col(column)))
+    histories = (
+        interactions.join(titles, on="item", how="left", maintain_order="left")
+        .group_by("user", maintain_order=True)
+        .agg(pl.col("title").head(pl.len() - 2))  # training part: without validation and test items
+        .select("user", history=pl.col("title").list.join(", ").str.slice(-max_chars))
+    )
+    texts = [template.format(items=h) for h in histories["history"]]
+    return pl.DataFrame({"user": histories["user"], "text": texts})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pipeline prompts", description=__doc__)
+    parser.add_argument("--spec", required=True, help="the dataset's config entry, as JSON")
+    parser.add_argument("--interactions", required=True, type=Path)
+    parser.add_argument("--items", required=True, type=Path)
+    parser.add_argument("--out-items", required=True, type=Path)
+    parser.add_argument("--out-users", required=True, type=Path)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+
+    items = pl.read_parquet(args.items)
+    interactions = pl.read_parquet(args.interactions)
+    item_text = item_prompts(items, spec.get("item_prompt"), spec["missing_text"], spec["item_prompt_max_chars"])
+    column = user_item_column(items, spec.get("user_item_column"))
+    user_text = user_prompts(
+        interactions, items, spec["user_prompt"], column, spec["missing_text"], spec["user_prompt_max_chars"]
+    )
+    if not [c for c in items.columns if c not in ("item", "original_id")]:
+        log.warning("the dataset has no item text: prompts carry only item ids, so the semantic view learns little")
+    log.info("item prompt example: %r", item_text["text"][0])
+    log.info("user prompt example (user column %r): %r", column, user_text["text"][0][:500])
+    write_parquet(item_text, args.out_items)
+    write_parquet(user_text, args.out_users)

@@ -1,0 +1,173 @@
+"""Stage `train`: one model (backbone x variant x seed) trained with Adam on BCE with one
+sampled negative per positive, early-stopped on validation NDCG@10; the best checkpoint is kept.
+
+LLM-ESR adds retrieval-augmented self-distillation: for each user in a batch, the teacher is
+the mean of the model's own representations of its `num_similar_users` most similar users
+(their training sequences), computed without gradient in one forward over the distinct
+neighbours of the batch; the student is the user's representation from the same forward that
+gives the recommendation loss. Loss = BCE + alpha * MSE(student, teacher).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+
+from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, sample_negatives
+from .evaluate import candidate_ranks, last_states, resolve_device
+from .io import save_torch, write_json
+from .metrics import hr_ndcg
+from .models import build_model, llmesr_config
+
+log = logging.getLogger(__name__)
+
+
+def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """Mean BCE of positives plus mean BCE of negatives over the non-padding target positions."""
+    where = targets > 0
+    users = states[where]
+    items = model.item_vectors(torch.stack([targets[where], negatives[where]]))
+    logits = (users.unsqueeze(0) * items).sum(-1)
+    return F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0])) + \
+        F.binary_cross_entropy_with_logits(logits[1], torch.zeros_like(logits[1]))
+
+
+def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
+                         device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
+    training inputs, skipping neighbours whose training input is empty. Returns (teacher,
+    has_teacher)."""
+    distinct, where = np.unique(neighbours, return_inverse=True)
+    with torch.no_grad():
+        states = last_states(model, sequences, distinct, TRAIN_CUT + 1, max_len, device)
+    usable = torch.from_numpy(sequences.lengths[distinct] > TRAIN_CUT + 1).to(device)
+    weights = usable[torch.from_numpy(where).to(device)].view(neighbours.shape).float()
+    gathered = states[torch.from_numpy(where).to(device)].view(*neighbours.shape, -1)
+    count = weights.sum(1, keepdim=True)
+    return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
+
+
+def train(backbone: str, model_options: dict, options: dict, sequences: Sequences, valid_candidates: np.ndarray,
+          device: torch.device, llm_items: np.ndarray | None = None, pca_items: np.ndarray | None = None,
+          neighbours: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Returns (best state dict, history)."""
+    seed = options["seed"]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    as_tensor = (lambda a: None if a is None else torch.from_numpy(a))
+    model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items)).to(device)
+    optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad),
+                                 lr=options["lr"], weight_decay=options["weight_decay"])
+    max_len, batch_size = model_options["max_len"], options["batch_size"]
+    distill = model_options["llmesr"]["enabled"] and llmesr_config(model_options).alpha > 0
+    if distill:
+        cfg = llmesr_config(model_options)
+        similar = neighbours[:, : cfg.num_similar_users].astype(np.int64) - 1
+    # Users whose training sequence has a single item have no (input, next item) pair.
+    trainable = np.flatnonzero(sequences.lengths > TRAIN_CUT + 1)
+    exclude = sequences.membership_keys(TRAIN_CUT)
+    log.info("%s (%s): %d parameters (%d trainable), %d users with training pairs, %d batches per epoch",
+             backbone, "LLM-ESR" if model_options["llmesr"]["enabled"] else "base",
+             sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
+             sum(p.numel() for p in model.parameters() if p.requires_grad),
+             len(trainable), -(-len(trainable) // batch_size))
+
+    history: dict = {"epochs": []}
+    best_ndcg, best_epoch, best_state, waited = -1.0, 0, None, 0
+    for epoch in range(1, options["max_epochs"] + 1):
+        model.train()
+        started = time.perf_counter()
+        totals = np.zeros(3)
+        batches = 0
+        order = rng.permutation(trainable)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            inputs, targets = sequences.training_pairs(rows, max_len)
+            negatives = sample_negatives(rng, rows, targets.shape, sequences.n_items, exclude) * (targets > 0)
+            inputs, targets, negatives = (torch.from_numpy(a).to(device) for a in (inputs, targets, negatives))
+            states = model.sequence_states(inputs)
+            rec = bce_loss(states, targets, negatives, model)
+            loss, sd = rec, torch.zeros((), device=device)
+            if distill:
+                teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)
+                if has.any():
+                    sd = F.mse_loss(states[:, -1][has], teacher[has])
+                    loss = rec + cfg.alpha * sd
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            totals += (loss.item(), rec.item(), sd.item())
+            batches += 1
+        train_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
+        hr, ndcg = hr_ndcg(ranks, 10)
+        eval_seconds = time.perf_counter() - started
+        loss, rec, sd = totals / max(batches, 1)
+        history["epochs"].append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
+                                  "valid_HR@10": hr, "valid_NDCG@10": ndcg,
+                                  "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
+        if ndcg > best_ndcg:
+            best_ndcg, best_epoch, waited = ndcg, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+        log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f | best %.4f @ %d | %.1fs + %.1fs eval",
+                 epoch, options["max_epochs"], loss, rec, sd, ndcg, hr, best_ndcg, best_epoch, train_seconds, eval_seconds)
+        if waited >= options["patience"]:
+            log.info("early stop: no improvement for %d epochs", waited)
+            break
+    epochs = history["epochs"]
+    history.update(best_epoch=best_epoch, best_valid_NDCG10=best_ndcg, epochs_run=len(epochs),
+                   stopped_early=len(epochs) < options["max_epochs"],
+                   train_seconds=round(sum(e["train_seconds"] for e in epochs), 3),
+                   mean_epoch_seconds=round(float(np.mean([e["train_seconds"] for e in epochs])), 3))
+    return best_state, history
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pipeline train", description=__doc__)
+    parser.add_argument("--interactions", required=True, type=Path)
+    parser.add_argument("--items", required=True, type=Path)
+    parser.add_argument("--candidates", required=True, type=Path)
+    parser.add_argument("--backbone", required=True)
+    parser.add_argument("--model", required=True, help="the variant's resolved `model` config, as JSON")
+    parser.add_argument("--train", required=True, help="the `train` config with this run's seed, as JSON")
+    parser.add_argument("--llm-items", type=Path, help="item LLM embeddings (LLM-ESR)")
+    parser.add_argument("--pca-items", type=Path, help="PCA of the item embeddings (LLM-ESR)")
+    parser.add_argument("--neighbours", type=Path, help="similar users (LLM-ESR self-distillation)")
+    parser.add_argument("--out-checkpoint", required=True, type=Path)
+    parser.add_argument("--out-history", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    model_options, options = json.loads(args.model), json.loads(args.train)
+    device = resolve_device(options["device"])
+    n_items = pl.read_parquet(args.items).height
+    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), n_items)
+    load = (lambda path: None if path is None else np.load(path))
+    llm_items = load(args.llm_items)
+    best_state, history = train(
+        args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
+        llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
+    )
+    save_torch({
+        "backbone": args.backbone,
+        "model": model_options,
+        "n_items": n_items,
+        "llm_dim": 0 if llm_items is None else int(llm_items.shape[1]),
+        "seed": options["seed"],
+        "best_epoch": history["best_epoch"],
+        "state_dict": {k: v.cpu() for k, v in best_state.items()},
+    }, args.out_checkpoint)
+    history.update(device=str(device), threads=args.threads)
+    write_json(history, args.out_history)

@@ -1,0 +1,117 @@
+# Shared helpers: wildcard constraints, config lookups, and the dataset -> files mapping.
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from pipeline.datasets import FORMATS, DataError, dataset_paths
+from pipeline.models import BACKBONES
+
+
+wildcard_constraints:
+    dataset="[a-z0-9]+",
+    backbone="|".join(BACKBONES),
+    variant="[a-z0-9]+",
+    seed=r"\d+",
+    kind="items|users",
+
+
+def check_config():
+    """Cross-references the schema cannot express."""
+    problems = []
+    for dataset in config["targets"]["datasets"]:
+        if dataset not in config["datasets"]:
+            problems.append(f"targets.datasets names '{dataset}', which is not under datasets: ({', '.join(config['datasets'])})")
+    for variant in config["targets"]["variants"]:
+        if variant not in config["variants"]:
+            problems.append(f"targets.variants names '{variant}', which is not under variants: ({', '.join(config['variants'])})")
+    if problems:
+        raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+check_config()
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def deep_merge(base, override):
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def dataset_spec(dataset):
+    if dataset not in config["datasets"]:
+        raise WorkflowError(f"unknown dataset '{dataset}'; configured: {', '.join(config['datasets'])}")
+    return config["datasets"][dataset]
+
+
+def variant_model(variant):
+    """The `model` section with the variant's overrides applied."""
+    if variant not in config["variants"]:
+        raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
+    return deep_merge(config["model"], config["variants"][variant])
+
+
+def uses_llm(variant):
+    return variant_model(variant)["llmesr"]["enabled"]
+
+
+_reported_missing = set()
+
+
+def raw_inputs(wildcards):
+    """The dataset's source files. Missing files get one message saying which files, where to
+    get them and how to point the config elsewhere; Snakemake then stops on the missing input."""
+    spec = dataset_spec(wildcards.dataset)
+    try:
+        paths = dataset_paths(spec)
+    except DataError as err:
+        raise WorkflowError(str(err))
+    missing = {key: path for key, path in paths.items() if not path.is_file()}
+    if missing and wildcards.dataset not in _reported_missing:
+        _reported_missing.add(wildcards.dataset)
+        lines = [f"Dataset '{wildcards.dataset}' (format {spec['format']}): input files not found:"]
+        lines += [f"  {key}: {path}" for key, path in missing.items()]
+        if spec.get("source"):
+            lines.append(f"Where to get them: {spec['source']}")
+        keys = ", ".join(FORMATS[spec["format"]].required)
+        lines.append(
+            f"To use files elsewhere, set datasets.{wildcards.dataset}.{{{keys}}} in a config file and pass it "
+            "with --configfile (see README: 'Your own data')."
+        )
+        logger.error("\n".join(lines))
+    # Prefixed: some path keys (e.g. 'items') are reserved names for Snakemake's input.
+    return {f"source_{key}": str(path) for key, path in paths.items()}
+
+
+def ingest_outputs(dataset):
+    return {
+        "interactions": f"results/{dataset}/ingest/interactions.parquet",
+        "item_table": f"results/{dataset}/ingest/items.parquet",
+        "user_table": f"results/{dataset}/ingest/users.parquet",
+        "report": f"results/{dataset}/ingest/report.json",
+    }
+
+
+def run_dir(w):
+    return f"results/{w.dataset}/runs/{w.backbone}_{w.variant}_seed{w.seed}"
+
+
+def seeds():
+    return [config["train"]["seed"]]
+
+
+def metrics_file(dataset, backbone, variant):
+    suffix = "" if variant == "llmesr" else f"_{variant}"
+    return f"results/{dataset}_{backbone}{suffix}_metrics.json"
+
+
+def default_targets():
+    targets = config["targets"]
+    files = [f"results/{d}_stats.json" for d in targets["datasets"]]
+    files += [metrics_file(d, b, v) for d in targets["datasets"] for b in targets["backbones"] for v in targets["variants"]]
+    return files

@@ -1,0 +1,45 @@
+def train_inputs(w):
+    inputs = {
+        "interactions": f"results/{w.dataset}/ingest/interactions.parquet",
+        "item_table": f"results/{w.dataset}/ingest/items.parquet",
+        "candidates": f"results/{w.dataset}/split/candidates.npz",
+    }
+    if uses_llm(w.variant):
+        inputs.update(
+            llm_items=f"results/{w.dataset}/embed/items.npy",
+            pca_items=f"results/{w.dataset}/pca/items.npy",
+            neighbours=f"results/{w.dataset}/retrieve/neighbours.npy",
+        )
+    return inputs
+
+
+def llm_arguments(w, input):
+    if not uses_llm(w.variant):
+        return ""
+    return f"--llm-items {input.llm_items} --pca-items {input.pca_items} --neighbours {input.neighbours}"
+
+
+rule train:
+    """One backbone x variant x seed, early-stopped on validation NDCG@10."""
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/model.pt",
+        history="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
+    params:
+        model=lambda w: as_json(variant_model(w.variant)),
+        train=lambda w: as_json({**config["train"], "seed": int(w.seed)}),
+        llm=llm_arguments,
+    log:
+        "results/logs/{dataset}/train_{backbone}_{variant}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/train_{backbone}_{variant}_seed{seed}.tsv"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    shell:
+        "python -m pipeline train --interactions {input.interactions} --items {input.item_table}"
+        " --candidates {input.candidates} --backbone {wildcards.backbone} --model {params.model:q}"
+        " --train {params.train:q} {params.llm} --out-checkpoint {output.checkpoint}"
+        " --out-history {output.history} --threads {threads} > {log} 2>&1"

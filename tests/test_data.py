@@ -1,0 +1,52 @@
+import numpy as np
+import polars as pl
+
+from pipeline.data import Sequences, left_pad, length_sorted_chunks, sample_negatives
+
+
+def sequences():
+    # user 1: 1..6; user 2: 7 8 9; user 3: 2 4 6 8
+    frame = pl.DataFrame({"user": [1] * 6 + [2] * 3 + [3] * 4, "item": [1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 4, 6, 8]})
+    return Sequences.from_interactions(frame, 10)
+
+
+def test_left_pad_keeps_the_last_items_right_aligned():
+    flat = np.arange(10)
+    out = left_pad(flat, np.array([0, 5, 9]), np.array([4, 6, 9]), max_len=3)
+    assert out.tolist() == [[1, 2, 3], [0, 0, 5], [0, 0, 0]]
+
+
+def test_splits_of_a_sequence():
+    seqs = sequences()
+    rows = np.array([0])
+    assert seqs.padded(rows, 1, 200).tolist() == [[1, 2, 3, 4, 5]]  # test input
+    assert seqs.targets(rows, 1).tolist() == [6]
+    assert seqs.padded(rows, 2, 200).tolist() == [[1, 2, 3, 4]]  # validation input
+    assert seqs.targets(rows, 2).tolist() == [5]
+
+
+def test_training_pairs_are_aligned_next_items():
+    seqs = sequences()
+    inputs, targets = seqs.training_pairs(np.array([0, 1, 2]), max_len=200)
+    # training sequences: 1 2 3 4 | 7 | 2 4
+    assert inputs.tolist() == [[1, 2, 3], [0, 0, 0], [0, 0, 2]]
+    assert targets.tolist() == [[2, 3, 4], [0, 0, 0], [0, 0, 4]]
+    inputs, targets = seqs.training_pairs(np.array([0]), max_len=2)
+    assert inputs.tolist() == [[2, 3]] and targets.tolist() == [[3, 4]]
+
+
+def test_negatives_avoid_the_users_training_items():
+    seqs = sequences()
+    keys = seqs.membership_keys(2)
+    rows = np.zeros(5000, dtype=np.int64)
+    negatives = sample_negatives(np.random.default_rng(0), rows, (5000,), 10, keys)
+    assert set(negatives.tolist()) == {5, 6, 7, 8, 9, 10}  # user 1 trains on 1 2 3 4
+
+
+def test_length_sorted_chunks_respect_the_budget():
+    lengths = np.array([5, 1, 3, 8, 2, 2])
+    chunks = length_sorted_chunks(lengths, token_budget=6)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(6))
+    for chunk in chunks:
+        assert len(chunk) == 1 or len(chunk) * lengths[chunk].max() <= 6
+    assert [lengths[c].tolist() for c in chunks] == [[1, 2, 2], [3], [5], [8]]

@@ -1,0 +1,126 @@
+import copy
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from pipeline.data import Sequences
+from pipeline.models import build_model
+from pipeline.models.llmesr import LLMESR
+from pipeline.train import bce_loss, distillation_teacher, train
+
+N_ITEMS, LLM_DIM = 30, 24
+
+
+def model_options(llmesr=True, **overrides):
+    options = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
+    options.update(hidden_size=8, max_len=20, **overrides)
+    options["llmesr"]["enabled"] = llmesr
+    return options
+
+
+def tables(seed=0):
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.normal(size=(N_ITEMS, LLM_DIM)).astype(np.float32)), \
+        torch.from_numpy(rng.normal(size=(N_ITEMS, 8)).astype(np.float32))
+
+
+def llmesr_model(**overrides):
+    torch.manual_seed(0)
+    llm, pca = tables()
+    return build_model("sasrec", model_options(**overrides), N_ITEMS, llm, pca)
+
+
+def test_pca_initialises_the_id_table_and_padding_is_zero():
+    _, pca = tables()
+    model = llmesr_model()
+    assert torch.equal(model.id_embedding.weight[1:].detach(), pca)
+    assert torch.count_nonzero(model.id_embedding.weight[0]) == 0
+
+
+def test_llm_table_stays_frozen_while_the_rest_trains():
+    model = llmesr_model()
+    llm_before = model.llm_items.clone()
+    adapter_before = copy.deepcopy(model.adapter.state_dict())
+    assert all(p is not model.llm_items for p in model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    seq = torch.randint(1, N_ITEMS + 1, (4, 6))
+    for _ in range(3):
+        loss = bce_loss(model.sequence_states(seq), seq, torch.randint(1, N_ITEMS + 1, seq.shape), model)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert torch.equal(model.llm_items, llm_before)
+    assert not torch.equal(model.adapter[0].weight, adapter_before["0.weight"])
+
+
+@pytest.mark.parametrize("llmesr", [False, True])
+def test_causal_mask_hides_later_items(llmesr):
+    seq = torch.tensor([[0, 3, 5, 7, 9, 11]])
+    changed = seq.clone()
+    changed[0, 4:] = torch.tensor([2, 4])  # only the last two items differ
+    for causal in (True, False):
+        torch.manual_seed(0)
+        llm, pca = tables()
+        model = build_model("sasrec", model_options(llmesr=llmesr, causal=causal), N_ITEMS, llm, pca).eval()
+        before, after = model.sequence_states(seq), model.sequence_states(changed)
+        earlier_equal = torch.allclose(before[0, :4], after[0, :4], atol=1e-6)
+        assert earlier_equal == causal, f"causal={causal}: earlier states {'changed' if causal else 'unchanged'}"
+
+
+@pytest.mark.parametrize("llmesr", [False, True])
+def test_extra_padding_changes_nothing(llmesr):
+    torch.manual_seed(0)
+    llm, pca = tables()
+    model = build_model("sasrec", model_options(llmesr=llmesr), N_ITEMS, llm, pca).eval()
+    tight = torch.tensor([[4, 8, 15], [0, 16, 23]])
+    padded = torch.cat([torch.zeros(2, 5, dtype=torch.long), tight], dim=1)
+    torch.testing.assert_close(model.sequence_states(tight)[:, -1], model.sequence_states(padded)[:, -1])
+
+
+def user_sequences(n_users=12, length=8, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), length),
+                          "item": rng.integers(1, N_ITEMS + 1, n_users * length)})
+    return Sequences.from_interactions(frame, N_ITEMS)
+
+
+def test_distillation_teacher_is_the_mean_of_the_neighbours():
+    model = llmesr_model(dropout=0.0)
+    seqs = user_sequences()
+    neighbours = np.array([[1, 2], [3, 4]])
+    teacher, has = distillation_teacher(model, seqs, neighbours, 20, torch.device("cpu"))
+    with torch.no_grad():
+        states = model.sequence_states(torch.from_numpy(seqs.padded(np.array([1, 2, 3, 4]), 3, 20)))[:, -1]
+    torch.testing.assert_close(teacher, torch.stack([states[:2].mean(0), states[2:].mean(0)]))
+    assert has.all()
+
+
+def test_distillation_uses_the_retrieved_users():
+    model = llmesr_model(dropout=0.0)
+    seqs = user_sequences()
+    student = model.sequence_states(torch.from_numpy(seqs.padded(np.array([0]), 3, 20)))[:, -1]
+    losses = []
+    for neighbours in (np.array([[1, 2, 3]]), np.array([[4, 5, 6]])):
+        teacher, _ = distillation_teacher(model, seqs, neighbours, 20, torch.device("cpu"))
+        losses.append(torch.nn.functional.mse_loss(student, teacher).item())
+    assert losses[0] != pytest.approx(losses[1])
+
+
+def test_training_is_deterministic_and_uses_distillation():
+    seqs = user_sequences(n_users=20, length=10)
+    rng = np.random.default_rng(1)
+    candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1)
+    llm, pca = (t.numpy() for t in tables())
+    neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
+    options = {"seed": 3, "lr": 0.01, "weight_decay": 0.0, "max_epochs": 3, "patience": 5, "batch_size": 8}
+    runs = [train("sasrec", model_options(), options, seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
+            for _ in range(2)]
+    strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h["epochs"]]
+    assert strip(runs[0][1]) == strip(runs[1][1])
+    assert all(e["distill_loss"] > 0 for e in runs[0][1]["epochs"])
+    for key in runs[0][0]:
+        assert torch.equal(runs[0][0][key], runs[1][0][key])

@@ -1,0 +1,54 @@
+import polars as pl
+import pytest
+
+from pipeline.datasets import DataError
+from pipeline.prompts import item_prompts, user_item_column, user_prompts
+
+ITEMS = pl.DataFrame({
+    "item": [1, 2, 3], "original_id": ["x", "y", "z"], "title": ["Bee", "", "Ant"], "year": ["2001", "2002", ""],
+})
+# User 1 saw 1 2 3 1 2: the last two (validation and test targets) stay out of the prompt.
+INTERACTIONS = pl.DataFrame({"user": [1, 1, 1, 1, 1, 2, 2, 2], "item": [1, 2, 3, 1, 2, 3, 3, 1]})
+
+
+def test_item_prompt_fills_template_and_marks_missing_values():
+    prompts = item_prompts(ITEMS, "name is {title}; year is {year}.", "unknown", 4096)
+    assert prompts["text"].to_list() == [
+        "name is Bee; year is 2001.", "name is unknown; year is 2002.", "name is Ant; year is unknown."
+    ]
+
+
+def test_item_prompt_is_cut_at_max_chars():
+    assert item_prompts(ITEMS, "{title}{title}", "?", 4)["text"].to_list() == ["BeeB", "??", "AntA"]
+
+
+def test_default_item_prompt_lists_columns():
+    assert item_prompts(ITEMS, None, "unknown", 4096)["text"][0] == "title is Bee; year is 2001."
+
+
+def test_unknown_template_field_names_the_columns():
+    with pytest.raises(DataError, match="brand.*columns: item, original_id, title, year"):
+        item_prompts(ITEMS, "{brand}", "unknown", 4096)
+
+
+def test_user_prompt_uses_training_items_only():
+    prompts = user_prompts(INTERACTIONS, ITEMS, "The user likes: {items}.", "title", "unknown", 8000)
+    assert prompts["user"].to_list() == [1, 2]
+    assert prompts["text"].to_list() == ["The user likes: Bee, unknown, Ant.", "The user likes: Ant."]
+
+
+def test_user_prompt_keeps_the_most_recent_characters():
+    prompts = user_prompts(INTERACTIONS, ITEMS, "{items}", "title", "unknown", 5)
+    assert prompts["text"][0] == "Bee, unknown, Ant"[-5:]
+
+
+def test_user_prompt_needs_exactly_the_items_field():
+    with pytest.raises(DataError, match="exactly one field"):
+        user_prompts(INTERACTIONS, ITEMS, "{items} {title}", "title", "unknown", 8000)
+
+
+def test_user_item_column_default_and_check():
+    assert user_item_column(ITEMS, None) == "title"
+    assert user_item_column(ITEMS.drop("title"), None) == "original_id"
+    with pytest.raises(DataError, match="not an item column"):
+        user_item_column(ITEMS, "name")

