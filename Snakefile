@@ -20,7 +20,20 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# Every schema error at once, as `key.path: problem`, then snakemake's validate fills defaults.
+from pipeline.config import reference_errors, schema_errors
+
+
+def stop(title, problems):
+    print(f"{title}:\n  " + "\n  ".join(problems), file=sys.stderr)
+    sys.exit(1)
+
+
+if problems := schema_errors(config):
+    stop("invalid configuration", problems)
 validate(config, "pipeline/schemas/config.schema.yaml")
+if problems := reference_errors(config):
+    stop("invalid configuration", problems)
 
 
 include: "rules/common.smk"

@@ -25,16 +25,27 @@ TOKEN_BUDGET = 16384
 
 
 def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
-                device: torch.device, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
-    """The model's user representation (state at the last position) for each row's sequence
-    without its last `cut` items, in the order of `rows`. Rows go through the model in
-    length-sorted chunks, so each is padded only to the longest sequence in its chunk."""
-    chunks = length_sorted_chunks(np.minimum(sequences.lengths[rows] - cut, max_len), token_budget)
-    states = torch.cat([
-        model.sequence_states(torch.from_numpy(sequences.padded(rows[chunk], cut, max_len)).to(device))[:, -1]
-        for chunk in chunks
-    ])
-    return states[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
+                device: torch.device, append_mask: bool = False, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
+    """The model's state at the last position of each row's sequence without its last `cut`
+    items, in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
+    token follows the last max_len - 1 items. Rows go through the model in length-sorted
+    chunks, so each is padded only to the longest sequence in its chunk."""
+    keep = max_len - 1 if append_mask else max_len
+    chunks = length_sorted_chunks(np.minimum(sequences.lengths[rows] - cut, keep), token_budget)
+    states = []
+    for chunk in chunks:
+        seq = torch.from_numpy(sequences.padded(rows[chunk], cut, keep)).to(device)
+        if append_mask:
+            seq = torch.cat([seq, torch.full_like(seq[:, :1], model.mask_token)], dim=1)
+        states.append(model.sequence_states(seq)[:, -1])
+    return torch.cat(states)[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
+
+
+def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
+                 device: torch.device) -> torch.Tensor:
+    """The representation each user is scored with: the last state, or for models with a mask
+    token (Bert4Rec) the state at a mask appended after the sequence."""
+    return last_states(model, sequences, rows, cut, max_len, device, append_mask=model.mask_token is not None)
 
 
 @torch.no_grad()
@@ -44,7 +55,7 @@ def candidate_ranks(model: torch.nn.Module, sequences: Sequences, candidates: np
     was_training = model.training
     model.eval()
     rows = np.arange(sequences.n_users)
-    users = last_states(model, sequences, rows, cut, max_len, device)
+    users = user_vectors(model, sequences, rows, cut, max_len, device)
     items = model.item_vectors(torch.arange(sequences.n_items + 1, device=device))
     ranks = []
     for start in range(0, len(rows), batch_size):
@@ -58,9 +69,8 @@ def candidate_ranks(model: torch.nn.Module, sequences: Sequences, candidates: np
 def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     state = torch.load(checkpoint, map_location=device, weights_only=False)
     n_items, llm_dim, hidden = state["n_items"], state["llm_dim"], state["model"]["hidden_size"]
-    placeholders = {}
-    if llm_dim:  # the real tables come with the state dict
-        placeholders = dict(llm_items=torch.zeros(n_items, llm_dim), pca_items=torch.zeros(n_items, hidden))
+    # Tables from data are placeholders here: their values come with the state dict.
+    placeholders = dict(llm_items=torch.zeros(n_items, max(llm_dim, 1)), pca_items=torch.zeros(n_items, hidden))
     model = build_model(state["backbone"], state["model"], n_items, **placeholders)
     model.load_state_dict(state["state_dict"])
     return model.to(device), state

@@ -24,7 +24,8 @@ from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, sample_negatives
 from .evaluate import candidate_ranks, last_states, resolve_device
 from .io import save_torch, write_json
 from .metrics import hr_ndcg
-from .models import build_model, llmesr_config
+from .models import BACKBONES, backbone_config, build_model, llmesr_config
+from .models.bert4rec import mask_items
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,26 @@ def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbour
     return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
 
 
+def training_users(objective: str, sequences: Sequences) -> np.ndarray:
+    """0-based rows with something to learn from: an (input, target) pair for next/last-item
+    training (a training sequence of at least 2 items), any training item for masked training."""
+    return np.flatnonzero(sequences.lengths > TRAIN_CUT + (objective != "masked"))
+
+
+def training_batch(objective: str, sequences: Sequences, rows: np.ndarray, last_only: np.ndarray, max_len: int,
+                   rng: np.random.Generator, mask_token: int | None, mask_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) for one batch; targets are 0 where there is nothing to predict."""
+    if objective == "next_item":
+        return sequences.training_pairs(rows, max_len)
+    if objective == "last_item":
+        inputs = sequences.padded(rows, TRAIN_CUT + 1, max_len)
+        targets = np.zeros_like(inputs)
+        targets[:, -1] = sequences.targets(rows, TRAIN_CUT + 1)
+        return inputs, targets
+    tokens = sequences.padded(rows, TRAIN_CUT, max_len)
+    return mask_items(rng, tokens, last_only, mask_prob, mask_token, sequences.n_items)
+
+
 def train(backbone: str, model_options: dict, options: dict, sequences: Sequences, valid_candidates: np.ndarray,
           device: torch.device, llm_items: np.ndarray | None = None, pca_items: np.ndarray | None = None,
           neighbours: np.ndarray | None = None) -> tuple[dict, dict]:
@@ -65,19 +86,22 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
     model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items)).to(device)
     optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad),
                                  lr=options["lr"], weight_decay=options["weight_decay"])
+    objective = BACKBONES[backbone].objective
+    mask_prob = getattr(backbone_config(backbone, model_options), "mask_prob", 0.0)
     max_len, batch_size = model_options["max_len"], options["batch_size"]
     distill = model_options["llmesr"]["enabled"] and llmesr_config(model_options).alpha > 0
     if distill:
-        cfg = llmesr_config(model_options)
-        similar = neighbours[:, : cfg.num_similar_users].astype(np.int64) - 1
-    # Users whose training sequence has a single item have no (input, next item) pair.
-    trainable = np.flatnonzero(sequences.lengths > TRAIN_CUT + 1)
+        alpha, count = llmesr_config(model_options).alpha, llmesr_config(model_options).num_similar_users
+        similar = neighbours[:, :count].astype(np.int64) - 1
+    users = training_users(objective, sequences)
+    # Masked training sees every user twice per epoch: randomly masked, and last item masked.
+    copies = 2 if objective == "masked" else 1
     exclude = sequences.membership_keys(TRAIN_CUT)
-    log.info("%s (%s): %d parameters (%d trainable), %d users with training pairs, %d batches per epoch",
+    log.info("%s (%s): %d parameters (%d trainable), %d training users, %d batches per epoch",
              backbone, "LLM-ESR" if model_options["llmesr"]["enabled"] else "base",
              sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
              sum(p.numel() for p in model.parameters() if p.requires_grad),
-             len(trainable), -(-len(trainable) // batch_size))
+             len(users), -(-copies * len(users) // batch_size))
 
     history: dict = {"epochs": []}
     best_ndcg, best_epoch, best_state, waited = -1.0, 0, None, 0
@@ -86,10 +110,12 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         started = time.perf_counter()
         totals = np.zeros(3)
         batches = 0
-        order = rng.permutation(trainable)
+        order = rng.permutation(copies * len(users))
         for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            inputs, targets = sequences.training_pairs(rows, max_len)
+            picked = order[start : start + batch_size]
+            rows, last_only = users[picked % len(users)], picked >= len(users)
+            inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
+                                             model.mask_token, mask_prob)
             negatives = sample_negatives(rng, rows, targets.shape, sequences.n_items, exclude) * (targets > 0)
             inputs, targets, negatives = (torch.from_numpy(a).to(device) for a in (inputs, targets, negatives))
             states = model.sequence_states(inputs)
@@ -99,7 +125,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
                 teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)
                 if has.any():
                     sd = F.mse_loss(states[:, -1][has], teacher[has])
-                    loss = rec + cfg.alpha * sd
+                    loss = rec + alpha * sd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,9 +1,9 @@
 # Shared helpers: wildcard constraints, config lookups, and the dataset -> files mapping.
 import json
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from pipeline.config import deep_merge
 from pipeline.datasets import FORMATS, DataError, dataset_paths
 from pipeline.models import BACKBONES
 
@@ -16,31 +16,8 @@ wildcard_constraints:
     kind="items|users",
 
 
-def check_config():
-    """Cross-references the schema cannot express."""
-    problems = []
-    for dataset in config["targets"]["datasets"]:
-        if dataset not in config["datasets"]:
-            problems.append(f"targets.datasets names '{dataset}', which is not under datasets: ({', '.join(config['datasets'])})")
-    for variant in config["targets"]["variants"]:
-        if variant not in config["variants"]:
-            problems.append(f"targets.variants names '{variant}', which is not under variants: ({', '.join(config['variants'])})")
-    if problems:
-        raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
-
-
-check_config()
-
-
 def as_json(value):
     return json.dumps(value, sort_keys=True)
-
-
-def deep_merge(base, override):
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def dataset_spec(dataset):
@@ -56,8 +33,32 @@ def variant_model(variant):
     return deep_merge(config["model"], config["variants"][variant])
 
 
-def uses_llm(variant):
-    return variant_model(variant)["llmesr"]["enabled"]
+def run_model_options(backbone, variant):
+    """What a training job depends on: the variant's model options without the other
+    backbones' sections (so changing one backbone's options reruns only its jobs)."""
+    options = variant_model(variant)
+    return {k: v for k, v in options.items() if k not in BACKBONES or k == backbone}
+
+
+def train_options(seed):
+    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
+    return {**options, "seed": int(seed)}
+
+
+def llm_needs(variant):
+    """Which LLM artifacts a variant's training reads: item embeddings (semantic view), their
+    PCA (ID-table init), similar users (self-distillation)."""
+    llmesr = variant_model(variant)["llmesr"]
+    if not llmesr["enabled"]:
+        return set()
+    needs = set()
+    if llmesr["semantic_view"]:
+        needs.add("llm_items")
+    if llmesr["collaborative_view"] and llmesr["id_init"] == "pca":
+        needs.add("pca_items")
+    if llmesr["alpha"] > 0:
+        needs.add("neighbours")
+    return needs
 
 
 _reported_missing = set()
@@ -102,7 +103,8 @@ def run_dir(w):
 
 
 def seeds():
-    return [config["train"]["seed"]]
+    seed = config["train"]["seed"]
+    return [seed] if seed is not None else config["train"]["seeds"]
 
 
 def metrics_file(dataset, backbone, variant):

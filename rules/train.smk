@@ -4,19 +4,16 @@ def train_inputs(w):
         "item_table": f"results/{w.dataset}/ingest/items.parquet",
         "candidates": f"results/{w.dataset}/split/candidates.npz",
     }
-    if uses_llm(w.variant):
-        inputs.update(
-            llm_items=f"results/{w.dataset}/embed/items.npy",
-            pca_items=f"results/{w.dataset}/pca/items.npy",
-            neighbours=f"results/{w.dataset}/retrieve/neighbours.npy",
-        )
-    return inputs
+    artifacts = {
+        "llm_items": f"results/{w.dataset}/embed/items.npy",
+        "pca_items": f"results/{w.dataset}/pca/items.npy",
+        "neighbours": f"results/{w.dataset}/retrieve/neighbours.npy",
+    }
+    return {**inputs, **{name: artifacts[name] for name in llm_needs(w.variant)}}
 
 
 def llm_arguments(w, input):
-    if not uses_llm(w.variant):
-        return ""
-    return f"--llm-items {input.llm_items} --pca-items {input.pca_items} --neighbours {input.neighbours}"
+    return " ".join(f"--{name.replace('_', '-')} {input[name]}" for name in sorted(llm_needs(w.variant)))
 
 
 rule train:
@@ -27,8 +24,8 @@ rule train:
         checkpoint="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/model.pt",
         history="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
     params:
-        model=lambda w: as_json(variant_model(w.variant)),
-        train=lambda w: as_json({**config["train"], "seed": int(w.seed)}),
+        model=lambda w: as_json(run_model_options(w.backbone, w.variant)),
+        train=lambda w: as_json(train_options(w.seed)),
         llm=llm_arguments,
     log:
         "results/logs/{dataset}/train_{backbone}_{variant}_seed{seed}.log",

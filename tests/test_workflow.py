@@ -37,7 +37,7 @@ def finished_run(tmp_path_factory):
     users = counts["user_id:token"].head(30)
     inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
     config = {
-        "targets": {"datasets": ["mini"], "backbones": ["sasrec"], "variants": ["base", "llmesr"]},
+        "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"], "variants": ["base", "llmesr"]},
         "datasets": {"mini": {
             "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
             "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
@@ -46,7 +46,7 @@ def finished_run(tmp_path_factory):
             "min_item_interactions": 1,  # keep every user of the slice
         }},
         "model": {"max_len": 20},
-        "train": {"max_epochs": 2, "patience": 2},
+        "train": {"max_epochs": 2, "patience": 2, "seeds": [42]},
         "eval": {"negatives": 20},
         "retrieve": {"k": 10, "recall_sample": 30},
     }
@@ -55,11 +55,13 @@ def finished_run(tmp_path_factory):
     return workdir, result
 
 
-@pytest.mark.parametrize("name, variant", [("mini_sasrec_metrics.json", "llmesr"), ("mini_sasrec_base_metrics.json", "base")])
-def test_metrics_files_meet_the_contract(finished_run, name, variant):
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
+@pytest.mark.parametrize("variant", ["llmesr", "base"])
+def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     workdir, _ = finished_run
+    name = f"mini_{backbone}_metrics.json" if variant == "llmesr" else f"mini_{backbone}_{variant}_metrics.json"
     metrics = json.loads((workdir / "results" / name).read_text())
-    assert (metrics["dataset"], metrics["backbone"], metrics["variant"], metrics["seed"]) == ("mini", "sasrec", variant, 42)
+    assert (metrics["dataset"], metrics["backbone"], metrics["variant"], metrics["seed"]) == ("mini", backbone, variant, 42)
     assert metrics["protocol"]["split"] == "leave-one-out" and metrics["protocol"]["negatives"] == 20
     assert set(metrics["thresholds"]) == {"ts_user", "ts_item"}
     assert set(metrics["groups"]) == set(GROUPS)
@@ -110,7 +112,7 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
     planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
     assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default"} <= set(planned)
-    assert planned["embed"] == 2 and planned["train"] == 1  # the base model does not use embeddings
+    assert planned["embed"] == 2 and planned["train"] == 3  # LLM-ESR per backbone; base models use no embeddings
     assert not {"ingest", "prompts", "split", "aggregate"} & set(planned)
     run_snakemake(workdir, *args)
     meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
@@ -131,6 +133,20 @@ def test_every_format_resolves_in_the_dag(tmp_path):
     (tmp_path / "formats.yaml").write_text(yaml.safe_dump({"datasets": datasets, "targets": {"datasets": list(datasets)}}))
     result = run_snakemake(tmp_path, "--cores", "1", "-n", "--configfile", "formats.yaml")
     assert job_counts(result.stdout)["ingest"] == 3
+
+
+def test_every_backbone_and_variant_resolves_with_one_job_per_seed(tmp_path):
+    targets = [f"results/ml100k_{b}_{v}_metrics.json" for b in ("sasrec", "gru4rec", "bert4rec")
+               for v in ("base", "llmesr", "nocoview", "nosemview", "nosd", "noshare", "noca", "adapter1", "randinit")]
+    planned = job_counts(run_snakemake(tmp_path, "-n", *targets).stdout)
+    assert planned["aggregate"] == 27 and planned["train"] == 27 * 3  # the paper's seeds 42, 43, 44
+    assert planned["retrieve"] == 1 and planned["embed"] == 2
+
+
+def test_a_misspelt_variant_option_is_refused(tmp_path):
+    (tmp_path / "v.yaml").write_text("variants:\n  mine:\n    llmesr:\n      alpah: 0.5\n")
+    result = run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_mine_metrics.json", "--configfile", "v.yaml", check=False)
+    assert result.returncode != 0 and "variants.mine" in result.stderr and "alpah" in result.stderr
 
 
 def test_missing_dataset_files_get_a_helpful_message(tmp_path):

@@ -7,6 +7,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .bert4rec import Bert4RecConfig, Bert4RecEncoder
+from .gru4rec import GRU4RecConfig, GRU4RecEncoder
 from .llmesr import LLMESR, LLMESRConfig
 from .recommender import SequentialRecommender
 from .sasrec import SASRecConfig, SASRecEncoder
@@ -16,11 +18,19 @@ from .sasrec import SASRecConfig, SASRecEncoder
 class Backbone:
     config: type
     encoder: Callable[[Any], nn.Module]
-    objective: str  # how the training loop builds targets: "next_item" at every position
+    # How the training loop builds targets: "next_item" at every position (SASRec), the
+    # "last_item" only (GRU4Rec), or "masked" items (Bert4Rec, which needs a mask token).
+    objective: str
+
+    @property
+    def mask_token(self) -> bool:
+        return self.objective == "masked"
 
 
 BACKBONES: dict[str, Backbone] = {
     "sasrec": Backbone(SASRecConfig, SASRecEncoder, objective="next_item"),
+    "gru4rec": Backbone(GRU4RecConfig, GRU4RecEncoder, objective="last_item"),
+    "bert4rec": Backbone(Bert4RecConfig, Bert4RecEncoder, objective="masked"),
 }
 
 
@@ -46,13 +56,17 @@ def build_model(
     pca_items: torch.Tensor | None = None,
 ) -> nn.Module:
     """`model` is the resolved `model` config section of one variant. LLM-ESR is used when
-    `model.llmesr.enabled`; it then needs the item LLM embeddings (and PCA vectors unless the
-    ID table is randomly initialised)."""
+    `model.llmesr.enabled`; it then needs the item LLM embeddings for the semantic view and
+    their PCA vectors to initialise the ID table (unless those parts are switched off)."""
     spec = BACKBONES[backbone]
-    encoder = spec.encoder(backbone_config(backbone, model))
-    common = dict(hidden_size=model["hidden_size"], max_len=model["max_len"], dropout=model["dropout"])
+    config = backbone_config(backbone, model)
+    common = dict(hidden_size=model["hidden_size"], max_len=model["max_len"], dropout=model["dropout"],
+                  mask_token=spec.mask_token)
     if not model["llmesr"]["enabled"]:
-        return SequentialRecommender(encoder, n_items, **common)
-    if llm_items is None:
-        raise ValueError("LLM-ESR needs the item LLM embeddings")
-    return LLMESR(llmesr_config(model), encoder, llm_items, pca_items, causal=model["causal"], **common)
+        return SequentialRecommender(spec.encoder(config), n_items, **common)
+    options = llmesr_config(model)
+    if options.semantic_view and llm_items is None:
+        raise ValueError("LLM-ESR's semantic view needs the item LLM embeddings")
+    if options.uses_pca and pca_items is None:
+        raise ValueError("id_init 'pca' needs the PCA vectors of the item embeddings")
+    return LLMESR(options, lambda: spec.encoder(config), n_items, llm_items, pca_items, causal=model["causal"], **common)

@@ -36,8 +36,7 @@ class InputEmbedding(nn.Module):
         self.positional = positional
         self.scale = math.sqrt(hidden_size)
         if positional:
-            # max_len + 2: Bert4Rec appends a mask position after a full-length sequence.
-            self.position = nn.Embedding(max_len + 2, hidden_size, padding_idx=0)
+            self.position = nn.Embedding(max_len + 1, hidden_size, padding_idx=0)
             self.dropout = Dropout(dropout)
 
     def forward(self, vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -46,12 +45,11 @@ class InputEmbedding(nn.Module):
         return self.dropout(vectors * self.scale + self.position(positions_of(valid)))
 
 
-def init_weights(module: nn.Module, skip: tuple[nn.Parameter, ...] = ()) -> None:
-    """Xavier-normal for every matrix (as the authors' models do), biases and norms as built;
-    `skip` holds tables initialised from data. Padding rows of embeddings are zeroed."""
-    skipped = {id(p) for p in skip}
+def init_weights(module: nn.Module) -> None:
+    """Xavier-normal for every matrix (as the authors' models do), biases and norms as built.
+    Padding rows of embeddings are zeroed."""
     for parameter in module.parameters():
-        if parameter.dim() >= 2 and id(parameter) not in skipped:
+        if parameter.dim() >= 2:
             nn.init.xavier_normal_(parameter)
     for sub in module.modules():
         if isinstance(sub, nn.Embedding) and sub.padding_idx is not None:

@@ -5,18 +5,23 @@ Two views of the same item sequence:
   embeddings (`id_init: random` is the paper's ablation);
 - semantic: the items' LLM embeddings, FROZEN (a buffer, never trained), through an adapter
   of two linear layers (LLM dim -> LLM dim / 2 -> d; no activation, no dropout).
-Each view is embedded as the backbone expects, optionally mixed by cross-attention (queries
-from one view, keys and values from the other), then run through ONE shared encoder. The
-user is concat(collaborative state, semantic state) at the last position, the item is
+Each view is embedded as the backbone expects, mixed by cross-attention (queries from one
+view, keys and values from the other), then run through ONE shared encoder. The user is
+concat(collaborative state, semantic state) at the last position, the item is
 concat(ID vector, adapted LLM vector), and the score is their dot product.
+
+Every part can be switched off for the paper's ablations: either view (the other then works
+alone, without cross-attention), the cross-attention, the sharing of the encoder (each view
+gets its own), the second adapter layer, the PCA initialisation.
 
 Retrieval-augmented self-distillation lives in the training loop (pipeline/train.py): the
 teacher is the mean of the model's own (detached) representations of the user's most
-similar users, pulled towards by an MSE term weighted by `alpha`.
+similar users, pulled towards by an MSE term weighted by `alpha` (0 switches it off).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -26,12 +31,31 @@ from .layers import InputEmbedding, attend, attention_mask, init_weights
 
 @dataclass
 class LLMESRConfig:
-    adapter_layers: int = 2  # 1 is the paper's one-layer-adapter ablation
+    collaborative_view: bool = True
+    semantic_view: bool = True
     cross_attention: bool = True
     cross_attention_heads: int = 2
+    shared_encoder: bool = True
+    adapter_layers: int = 2  # 1 is the paper's one-layer-adapter ablation
     id_init: str = "pca"  # "pca" or "random"
-    alpha: float = 0.1  # weight of the self-distillation term
+    alpha: float = 0.1  # weight of the self-distillation term; 0 switches it off
     num_similar_users: int = 10
+
+    def __post_init__(self):
+        if not (self.collaborative_view or self.semantic_view):
+            raise ValueError("LLM-ESR needs at least one of collaborative_view and semantic_view")
+        if self.adapter_layers not in (1, 2):
+            raise ValueError(f"adapter_layers must be 1 or 2, not {self.adapter_layers}")
+        if self.id_init not in ("pca", "random"):
+            raise ValueError(f"id_init must be 'pca' or 'random', not {self.id_init!r}")
+
+    @property
+    def mixes_views(self) -> bool:
+        return self.cross_attention and self.collaborative_view and self.semantic_view
+
+    @property
+    def uses_pca(self) -> bool:
+        return self.collaborative_view and self.id_init == "pca"
 
 
 class CrossAttention(nn.Module):
@@ -63,48 +87,51 @@ class LLMESR(nn.Module):
     def __init__(
         self,
         config: LLMESRConfig,
-        encoder: nn.Module,
-        llm_items: torch.Tensor,
+        make_encoder: Callable[[], nn.Module],
+        n_items: int,
+        llm_items: torch.Tensor | None,
         pca_items: torch.Tensor | None,
         hidden_size: int,
         max_len: int,
         dropout: float,
         causal: bool,
-        extra_rows: int = 0,
+        mask_token: bool = False,
     ):
-        """`llm_items` (n_items, D) and `pca_items` (n_items, hidden_size): row i = item i+1."""
+        """`llm_items` (n_items, D) and `pca_items` (n_items, hidden_size): row i = item i+1.
+        `make_encoder` builds a backbone encoder (twice when the views do not share one)."""
         super().__init__()
         self.config = config
         self.causal = causal
-        self.n_items, llm_dim = llm_items.shape
+        self.n_items = n_items
+        self.mask_token = self.n_items + 1 if mask_token else None
 
         def with_special_rows(table: torch.Tensor) -> torch.Tensor:
-            # Row 0 = padding and the rows after the items (e.g. a mask token) start at zero.
+            # Row 0 = padding and the mask token's row (if any) start at zero.
             zero = table.new_zeros(1, table.shape[1])
-            return torch.cat([zero, table] + [zero] * extra_rows)
+            return torch.cat([zero, table.float()] + [zero] * mask_token)
 
-        self.register_buffer("llm_items", with_special_rows(llm_items.float()))
-        if config.adapter_layers == 2:
-            self.adapter = nn.Sequential(nn.Linear(llm_dim, llm_dim // 2), nn.Linear(llm_dim // 2, hidden_size))
-        elif config.adapter_layers == 1:
-            self.adapter = nn.Sequential(nn.Linear(llm_dim, hidden_size))
-        else:
-            raise ValueError(f"adapter_layers must be 1 or 2, not {config.adapter_layers}")
-        self.id_embedding = nn.Embedding(self.n_items + 1 + extra_rows, hidden_size, padding_idx=0)
-        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=encoder.uses_positions)
-        if config.cross_attention:
+        if config.semantic_view:
+            llm_dim = llm_items.shape[1]
+            self.register_buffer("llm_items", with_special_rows(llm_items))
+            widths = [llm_dim, llm_dim // 2, hidden_size] if config.adapter_layers == 2 else [llm_dim, hidden_size]
+            self.adapter = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
+        if config.collaborative_view:
+            self.id_embedding = nn.Embedding(self.n_items + 1 + mask_token, hidden_size, padding_idx=0)
+        if config.mixes_views:
             self.id_from_semantic = CrossAttention(hidden_size, config.cross_attention_heads)
             self.semantic_from_id = CrossAttention(hidden_size, config.cross_attention_heads)
-        self.encoder = encoder
+        self.encoder = make_encoder()
+        if not config.shared_encoder and config.collaborative_view and config.semantic_view:
+            self.semantic_encoder = make_encoder()
+        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=self.encoder.uses_positions)
 
         init_weights(self)
-        if config.id_init == "pca":
-            if pca_items is None:
-                raise ValueError("id_init 'pca' needs the PCA vectors of the item embeddings")
+        if config.collaborative_view:
             with torch.no_grad():
-                self.id_embedding.weight.copy_(with_special_rows(pca_items.float()))
-        elif config.id_init != "random":
-            raise ValueError(f"id_init must be 'pca' or 'random', not {config.id_init!r}")
+                if config.id_init == "pca":
+                    self.id_embedding.weight.copy_(with_special_rows(pca_items))
+                elif mask_token:
+                    self.id_embedding.weight[self.mask_token].zero_()
 
     def semantic_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """adapter(LLM embedding), computed once per distinct item in `items`."""
@@ -112,19 +139,29 @@ class LLMESR(nn.Module):
         return self.adapter(self.llm_items[distinct])[where]
 
     def sequence_states(self, seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) item ids, 0 = padding -> (B, L, 2d): collaborative and semantic states."""
+        """(B, L) item ids, 0 = padding -> (B, L, views x d)."""
         valid = seq > 0
-        id_view = self.inputs(self.id_embedding(seq), valid)
-        semantic_view = self.inputs(self.semantic_vectors(seq), valid)
-        if self.config.cross_attention:
+        views = []
+        if self.config.collaborative_view:
+            views.append(self.inputs(self.id_embedding(seq), valid))
+        if self.config.semantic_view:
+            views.append(self.inputs(self.semantic_vectors(seq), valid))
+        if self.config.mixes_views:
             allowed = attention_mask(valid, self.causal)
-            id_view, semantic_view = (
-                self.id_from_semantic(semantic_view, id_view, allowed),
-                self.semantic_from_id(id_view, semantic_view, allowed),
-            )
-        # One call of the shared encoder over both views stacked along the batch.
-        states = self.encoder(torch.cat([id_view, semantic_view]), valid.repeat(2, 1))
-        return torch.cat(states.chunk(2), dim=-1)
+            id_view, semantic_view = views
+            views = [self.id_from_semantic(semantic_view, id_view, allowed),
+                     self.semantic_from_id(id_view, semantic_view, allowed)]
+        if hasattr(self, "semantic_encoder"):
+            states = [self.encoder(views[0], valid), self.semantic_encoder(views[1], valid)]
+        else:  # one call of the shared encoder over the views stacked along the batch
+            states = self.encoder(torch.cat(views), valid.repeat(len(views), 1)).chunk(len(views))
+        return torch.cat(states, dim=-1)
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.id_embedding(items), self.semantic_vectors(items)], dim=-1)
+        vectors = []
+        if self.config.collaborative_view:
+            vectors.append(self.id_embedding(items))
+        if self.config.semantic_view:
+            vectors.append(self.semantic_vectors(items))
+        return torch.cat(vectors, dim=-1)
+

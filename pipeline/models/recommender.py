@@ -10,14 +10,20 @@ from .layers import InputEmbedding, init_weights
 
 
 class SequentialRecommender(nn.Module):
-    def __init__(self, encoder: nn.Module, n_items: int, hidden_size: int, max_len: int, dropout: float, extra_rows: int = 0):
+    def __init__(self, encoder: nn.Module, n_items: int, hidden_size: int, max_len: int, dropout: float,
+                 mask_token: bool = False):
+        """Item ids: 0 = padding, 1..n_items, and with `mask_token` n_items + 1 = the mask
+        (Bert4Rec), whose row starts at zero."""
         super().__init__()
-        # Row 0 is padding; `extra_rows` after the items hold special tokens (Bert4Rec's mask).
         self.n_items = n_items
-        self.item_embedding = nn.Embedding(n_items + 1 + extra_rows, hidden_size, padding_idx=0)
+        self.mask_token = n_items + 1 if mask_token else None
+        self.item_embedding = nn.Embedding(n_items + 1 + mask_token, hidden_size, padding_idx=0)
         self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=encoder.uses_positions)
         self.encoder = encoder
         init_weights(self)
+        if mask_token:
+            with torch.no_grad():
+                self.item_embedding.weight[self.mask_token].zero_()
 
     def sequence_states(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, L) item ids, 0 = padding -> (B, L, d)."""

@@ -1,0 +1,49 @@
+"""Configuration checks run at start-up, before any job: the JSON schema (with every error
+listed as `key.path: problem`) and the cross-references a schema cannot express."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if nested else value
+    return merged
+
+
+def _errors(validator: jsonschema.Validator, instance: object, prefix: str) -> list[str]:
+    found = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join([prefix, *map(str, error.absolute_path)]).strip(".")
+        found.append(f"{where or '(top level)'}: {error.message}")
+    return found
+
+
+def schema_errors(config: dict) -> list[str]:
+    schema = load_schema()
+    return _errors(jsonschema.Draft202012Validator(schema), config, "")
+
+
+def reference_errors(config: dict) -> list[str]:
+    """Targets must name configured datasets and variants; each variant's overrides must make
+    a valid `model` section (which catches misspelt option names)."""
+    problems = []
+    for kind in ("datasets", "variants"):
+        for name in config["targets"][kind]:
+            if name not in config[kind]:
+                problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
+    model_schema = jsonschema.Draft202012Validator(load_schema()["properties"]["model"])
+    for variant, override in config["variants"].items():
+        problems += _errors(model_schema, deep_merge(config["model"], override), f"variants.{variant}")
+    return problems
