@@ -21,7 +21,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 # Every schema error at once, as `key.path: problem`, then snakemake's validate fills defaults.
-from pipeline.config import reference_errors, schema_errors
+from pipeline.config import coerce_command_line_strings, reference_errors, schema_errors
 
 
 def stop(title, problems):
@@ -29,6 +29,7 @@ def stop(title, problems):
     sys.exit(1)
 
 
+coerce_command_line_strings(config)
 if problems := schema_errors(config):
     stop("invalid configuration", problems)
 validate(config, "pipeline/schemas/config.schema.yaml")

@@ -30,6 +30,38 @@ def _errors(validator: jsonschema.Validator, instance: object, prefix: str) -> l
     return found
 
 
+def _read_scalar(text: str) -> object:
+    """YAML's reading of a value, and a float where YAML 1.1 sees text (e.g. '1e-4')."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def coerce_command_line_strings(config: dict) -> None:
+    """Snakemake reads nested `--config` values (train='{max_epochs: 5}') as strings. Where the
+    schema wants another type and the string reads as a value of that type in YAML, use it."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    while True:
+        fixed = False
+        for error in validator.iter_errors(config):
+            if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+                continue
+            value = _read_scalar(error.instance)
+            wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+            if any(validator.is_type(value, kind) for kind in wanted):
+                parent = config
+                for key in list(error.absolute_path)[:-1]:
+                    parent = parent[key]
+                parent[error.absolute_path[-1]] = value
+                fixed = True
+        if not fixed:
+            return
+
+
 def schema_errors(config: dict) -> list[str]:
     schema = load_schema()
     return _errors(jsonschema.Draft202012Validator(schema), config, "")
