@@ -1,6 +1,7 @@
 # LLM-ESR as a Snakemake workflow. Data flows one way through named artifacts:
 #   raw files -> ingest -> prompts -> embed -> pca / retrieve -> (split) -> train -> evaluate -> aggregate
 # Per-dataset artifacts live under results/{dataset}/; result files at results/*.json.
+import copy
 import os
 import sys
 
@@ -18,6 +19,12 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 # The defaults live next to this file; --configfile adds to them and --config overrides.
 configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+# A dataset entry given with --configfile or --config replaces the default entry of that name
+# instead of merging into it: a dataset's paths, prompts and thresholds belong together.
+for name, entry in (workflow.config_settings.overwrite_config.get("datasets") or {}).items():
+    config["datasets"][name] = copy.deepcopy(entry)
 
 
 # Every schema error at once, as `key.path: problem`, then snakemake's validate fills defaults.
@@ -45,6 +52,7 @@ include: "rules/retrieve.smk"
 include: "rules/split.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/bundle.smk"
 
 
 rule all:

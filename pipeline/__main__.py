@@ -15,6 +15,7 @@ STAGES = {
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
     "aggregate": "pipeline.aggregate",
+    "bundle": "pipeline.interchange",
     "compare": "pipeline.compare",
 }
 

@@ -4,8 +4,15 @@ import json
 from snakemake.exceptions import WorkflowError
 
 from pipeline.config import deep_merge
-from pipeline.datasets import FORMATS, DataError, dataset_paths
+from pipeline.datasets import FORMATS, DataError, input_files
 from pipeline.models import BACKBONES
+
+
+# Datasets whose format brings its own embeddings, PCA and similar users (the authors'
+# bundle) get them from the `import_bundle` rule; all others from embed, pca and retrieve.
+BUNDLED = [name for name, spec in config["datasets"].items() if FORMATS[spec["format"]].brings_embeddings]
+BUNDLED_DATASET = "|".join(BUNDLED) or "(?!)"  # (?!) matches nothing
+COMPUTED_DATASET = f"(?!(?:{BUNDLED_DATASET})/)[a-z0-9]+"
 
 
 wildcard_constraints:
@@ -69,7 +76,7 @@ def raw_inputs(wildcards):
     get them and how to point the config elsewhere; Snakemake then stops on the missing input."""
     spec = dataset_spec(wildcards.dataset)
     try:
-        paths = dataset_paths(spec)
+        paths = input_files(spec)
     except DataError as err:
         raise WorkflowError(str(err))
     missing = {key: path for key, path in paths.items() if not path.is_file()}

@@ -1,6 +1,8 @@
 rule embed:
     """Prompts -> LLM embeddings ({kind} is items or users). The encoder is a param, so
     changing it reruns this rule and everything downstream, nothing upstream."""
+    wildcard_constraints:
+        dataset=COMPUTED_DATASET,
     input:
         "results/{dataset}/prompts/{kind}.parquet",
     output:
@@ -26,6 +28,8 @@ rule embed:
 
 rule pca:
     """Item LLM embeddings -> hidden_size principal components (init of the ID table)."""
+    wildcard_constraints:
+        dataset=COMPUTED_DATASET,
     input:
         "results/{dataset}/embed/items.npy",
     output:

@@ -1,5 +1,7 @@
 rule retrieve:
     """User LLM embeddings -> top-k similar users (self excluded) for self-distillation."""
+    wildcard_constraints:
+        dataset=COMPUTED_DATASET,
     input:
         "results/{dataset}/embed/users.npy",
     output:

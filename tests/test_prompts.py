@@ -31,20 +31,30 @@ def test_unknown_template_field_names_the_columns():
         item_prompts(ITEMS, "{brand}", "unknown", 4096)
 
 
-def test_user_prompt_uses_training_items_only():
-    prompts = user_prompts(INTERACTIONS, ITEMS, "The user likes: {items}.", "title", "unknown", 8000)
+def test_user_prompt_uses_training_items_only_and_skips_untitled_ones():
+    prompts = user_prompts(INTERACTIONS, ITEMS, "The user likes: {items}.", "title", 8000)
     assert prompts["user"].to_list() == [1, 2]
-    assert prompts["text"].to_list() == ["The user likes: Bee, unknown, Ant.", "The user likes: Ant."]
+    assert prompts["text"].to_list() == ["The user likes: Bee, Ant.", "The user likes: Ant."]
 
 
 def test_user_prompt_keeps_the_most_recent_characters():
-    prompts = user_prompts(INTERACTIONS, ITEMS, "{items}", "title", "unknown", 5)
-    assert prompts["text"][0] == "Bee, unknown, Ant"[-5:]
+    prompts = user_prompts(INTERACTIONS, ITEMS, "{items}", "title", 5)
+    assert prompts["text"][0] == "Bee, Ant"[-5:]
 
 
 def test_user_prompt_needs_exactly_the_items_field():
     with pytest.raises(DataError, match="exactly one field"):
-        user_prompts(INTERACTIONS, ITEMS, "{items} {title}", "title", "unknown", 8000)
+        user_prompts(INTERACTIONS, ITEMS, "{items} {title}", "title", 8000)
+
+
+def test_optional_segments_and_field_limits():
+    template = ["name is {title}; year is {year}. ", {"optional": "Made in {year}."}]
+    prompts = item_prompts(ITEMS, template, "unknown", 4096, {"title": 2})
+    assert prompts["text"].to_list() == [
+        "name is unknown; year is 2001. Made in 2001.",  # 'Bee' is over the 2-character limit
+        "name is unknown; year is 2002. Made in 2002.",
+        "name is unknown; year is unknown. ",
+    ]
 
 
 def test_user_item_column_default_and_check():

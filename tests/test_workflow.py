@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake
 
 GROUPS = ("overall", "tail_item", "head_item", "tail_user", "head_user")
 pytestmark = pytest.mark.slow
@@ -120,6 +120,57 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     assert ingest_output.stat().st_mtime == ingest_mtime
 
 
+def test_bundle_round_trip_gives_identical_training_inputs(finished_run):
+    import numpy as np
+
+    workdir, _ = finished_run
+    run_snakemake(workdir, "--cores", "2", "results/mini/llmesr_bundle/inter.txt", "--configfile", "test.yaml")
+    (workdir / "back.yaml").write_text(yaml.safe_dump({"datasets": {"back": {
+        "format": "llmesr_bundle", "dir": "results/mini/llmesr_bundle"}}}))
+    artifacts = ["ingest/interactions.parquet", "embed/items.npy", "embed/users.npy", "pca/items.npy",
+                 "retrieve/neighbours.npy", "split/candidates.npz"]
+    run_snakemake(workdir, "--cores", "2", *[f"results/back/{a}" for a in artifacts], "--configfile", "test.yaml", "back.yaml")
+    for artifact in artifacts:
+        ours, theirs = workdir / "results" / "mini" / artifact, workdir / "results" / "back" / artifact
+        if artifact.endswith(".parquet"):
+            assert pl.read_parquet(ours).equals(pl.read_parquet(theirs))
+        elif artifact.endswith(".npz"):
+            for key in ("valid", "test"):
+                np.testing.assert_array_equal(np.load(ours)[key], np.load(theirs)[key])
+        else:
+            np.testing.assert_array_equal(np.load(ours), np.load(theirs))
+
+
+def test_a_raw_amazon_dump_trains_end_to_end(tmp_path):
+    import gzip
+    import random
+
+    rng = random.Random(0)
+    reviews, meta = [], []
+    for item in range(40):
+        meta.append(str({"asin": f"B{item:03d}", "title": f"Product {item}", "price": 1.5 + item,
+                         "categories": [["Beauty", f"Shelf {item % 4}"]]}))
+    for user in range(50):
+        for step, item in enumerate(rng.sample(range(40), rng.randint(4, 9))):
+            reviews.append(json.dumps({"reviewerID": f"A{user}", "asin": f"B{item:03d}", "overall": 5.0,
+                                       "unixReviewTime": 1_400_000_000 + 1000 * step + user}))
+    (tmp_path / "reviews_Beauty.json.gz").write_bytes(gzip.compress("\n".join(reviews).encode()))
+    (tmp_path / "meta_Beauty.json.gz").write_bytes(gzip.compress("\n".join(meta).encode()))
+    config = {"datasets": {"beauty": {**yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["beauty"],
+                                      "reviews": "reviews_Beauty.json.gz", "meta": "meta_Beauty.json.gz"}},
+              "model": {"max_len": 10, "hidden_size": 16}, "train": {"max_epochs": 1, "seed": 42},
+              "eval": {"negatives": 5}, "retrieve": {"k": 10, "recall_sample": 20}}
+    (tmp_path / "raw.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(tmp_path, "--cores", "2", "results/beauty_sasrec_metrics.json", "--configfile", "raw.yaml")
+    metrics = json.loads((tmp_path / "results" / "beauty_sasrec_metrics.json").read_text())
+    stats = json.loads((tmp_path / "results" / "beauty_stats.json").read_text())
+    assert metrics["groups"]["overall"]["n"] == stats["users"] == 50
+    assert stats["ingest"]["rows_read"] == len(reviews) and stats["ingest"]["rows_malformed"] == 0
+    assert metrics["thresholds"] == {"ts_user": 9, "ts_item": 4}
+    prompts = pl.read_parquet(tmp_path / "results" / "beauty" / "prompts" / "items.parquet")
+    assert prompts["text"][0].startswith("The beauty item has following attributes: \n name is Product")
+
+
 def test_every_format_resolves_in_the_dag(tmp_path):
     (tmp_path / "s.txt").write_text("u1 a b c\n")
     (tmp_path / "i.tsv").write_text("item_id\ttitle\na\tA\n")
@@ -153,7 +204,8 @@ def test_missing_dataset_files_get_a_helpful_message(tmp_path):
     result = run_snakemake(tmp_path, "--cores", "1", "results/yelp_sasrec_metrics.json", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "data/raw/yelp/inter.txt" in output and "Where to get them" in output and "--configfile" in output
+    assert "data/raw/yelp/yelp_training_set_review.json" in output and "Where to get them" in output
+    assert "--configfile" in output
     assert "Traceback" not in output
 
 

@@ -9,22 +9,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import llmesr, recbole, sequences
+from . import amazon, bundle, llmesr, recbole, sequences, yelp
 from .base import DataError, RawData
+
+# The paper's preprocessing for raw data; files that are already preprocessed (the authors'
+# releases) are taken as they are.
+RAW_FILTER = {"min_user_interactions": 3, "min_item_interactions": 3}
+NO_FILTER = {"min_user_interactions": 1, "min_item_interactions": 1}
 
 
 @dataclass(frozen=True)
 class Format:
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    read: Callable[[dict[str, Path]], RawData]
+    read: Callable[[dict[str, Path], dict], RawData]
+    defaults: dict  # per-format defaults of dataset options
+    # Whether the format brings its own LLM embeddings, PCA vectors and similar users.
+    brings_embeddings: bool = False
 
 
 FORMATS: dict[str, Format] = {
-    "recbole": Format(("inter", "item"), (), recbole.read),
-    "sequences": Format(("sequences", "items"), (), sequences.read),
-    "llmesr": Format(("inter",), ("items",), llmesr.read),
+    "recbole": Format(("inter", "item"), (), recbole.read, RAW_FILTER),
+    "sequences": Format(("sequences", "items"), (), sequences.read, RAW_FILTER),
+    "llmesr": Format(("inter",), ("items",), llmesr.read, NO_FILTER),
+    "amazon2014": Format(("reviews", "meta"), (), amazon.read_2014, RAW_FILTER),
+    "amazon2018": Format(("reviews", "meta"), (), amazon.read_2018, RAW_FILTER),
+    "yelp": Format(("reviews", "business"), (), yelp.read, {**RAW_FILTER, "date_min": "2000-01-01", "date_max": "2019-12-31"}),
+    "llmesr_bundle": Format(("dir",), (), bundle.read, NO_FILTER, brings_embeddings=True),
 }
+
+
+def with_defaults(spec: dict) -> dict:
+    """A dataset entry with its format's defaults filled in where the entry is silent."""
+    return {**FORMATS[spec["format"]].defaults, **spec}
 
 def resolve_path(value: str) -> Path:
     """A config path: a plain path, or `pkg://<package>/<path inside it>` for data shipped in
@@ -47,9 +64,16 @@ def dataset_paths(spec: dict) -> dict[str, Path]:
     return {key: resolve_path(spec[key]) for key in fmt.required + fmt.optional if spec.get(key)}
 
 
-def read_dataset(spec: dict) -> RawData:
+def input_files(spec: dict) -> dict[str, Path]:
+    """The files a dataset entry reads (a bundle folder stands for the files inside it)."""
     paths = dataset_paths(spec)
-    missing = [f"{key}: {path}" for key, path in paths.items() if not path.is_file()]
+    if spec["format"] == "llmesr_bundle":
+        return {name: paths["dir"] / file for name, file in bundle.FILES.items()}
+    return paths
+
+
+def read_dataset(spec: dict) -> RawData:
+    missing = [f"{key}: {path}" for key, path in input_files(spec).items() if not path.is_file()]
     if missing:
         raise DataError("missing input files:\n  " + "\n  ".join(missing))
-    return FORMATS[spec["format"]].read(paths)
+    return FORMATS[spec["format"]].read(dataset_paths(spec), with_defaults(spec))

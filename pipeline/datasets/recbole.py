@@ -9,7 +9,7 @@ import polars as pl
 from .base import DataError, RawData, read_item_table
 
 
-def read(paths: dict[str, Path]) -> RawData:
+def read(paths: dict[str, Path], spec: dict) -> RawData:
     try:
         inter = pl.read_csv(paths["inter"], separator="\t", quote_char='"', infer_schema=False)
     except pl.exceptions.PolarsError as err:

@@ -9,7 +9,7 @@ import polars as pl
 from .base import DataError, RawData, read_item_table
 
 
-def read(paths: dict[str, Path]) -> RawData:
+def read(paths: dict[str, Path], spec: dict) -> RawData:
     users: list[str] = []
     items: list[str] = []
     orders: list[int] = []
