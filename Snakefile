@@ -53,6 +53,10 @@ include: "rules/split.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/bundle.smk"
+include: "rules/report.smk"
+
+
+report: "rules/captions/workflow.rst"
 
 
 rule all:

@@ -14,8 +14,11 @@ STAGES = {
     "split": "pipeline.split",
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
+    "recommend": "pipeline.recommend",
     "aggregate": "pipeline.aggregate",
     "bundle": "pipeline.interchange",
+    "tables": "pipeline.tables",
+    "plots": "pipeline.plots",
     "compare": "pipeline.compare",
 }
 

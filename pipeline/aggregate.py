@@ -1,8 +1,9 @@
 """Stage `aggregate`: the per-seed metrics of one (dataset, backbone, variant) -> the results
 file other tools read, `results/{dataset}_{backbone}[_{variant}]_metrics.json`.
 
-`groups` holds the mean over seeds (the value itself for one seed), `std` the population
-standard deviation, `per_seed` every seed's own numbers. `seed` is the seed when there is one
+`groups` (sampled protocol) and `full_ranking.groups` hold the mean over seeds (the value
+itself for one seed), `std` and `full_ranking.std` the population standard deviation,
+`per_seed` every seed's own numbers. `seed` is the seed when there is one
 and the list when there are several; `seeds` is always the list."""
 from __future__ import annotations
 
@@ -17,21 +18,26 @@ from .io import read_json, write_json
 log = logging.getLogger(__name__)
 
 
+def mean_and_std(per_seed: list[dict]) -> tuple[dict, dict]:
+    """{group: {metric: value}} over seeds -> (means with `n`, population std); a metric that is
+    null in any seed (an empty group) stays null."""
+    means, spread = {}, {}
+    for group, values in per_seed[0].items():
+        means[group], spread[group] = {"n": values["n"]}, {}
+        for metric in (m for m in values if m != "n"):
+            numbers = [groups[group][metric] for groups in per_seed]
+            if any(n is None for n in numbers):
+                means[group][metric] = spread[group][metric] = None
+            else:
+                means[group][metric], spread[group][metric] = float(np.mean(numbers)), float(np.std(numbers))
+    return means, spread
+
+
 def aggregate(runs: list[dict]) -> dict:
     first = runs[0]
     seeds = [run["seed"] for run in runs]
-    groups, spread = {}, {}
-    for group, values in first["groups"].items():
-        metrics = [m for m in values if m != "n"]
-        groups[group], spread[group] = {"n": values["n"]}, {}
-        for metric in metrics:
-            numbers = [run["groups"][group][metric] for run in runs]
-            if any(n is None for n in numbers):
-                groups[group][metric] = spread[group][metric] = None
-            else:
-                groups[group][metric] = float(np.mean(numbers))
-                spread[group][metric] = float(np.std(numbers))
-    return {
+    groups, spread = mean_and_std([run["groups"] for run in runs])
+    result = {
         "dataset": first["dataset"],
         "backbone": first["backbone"],
         "variant": first["variant"],
@@ -43,6 +49,12 @@ def aggregate(runs: list[dict]) -> dict:
         "std": spread,
         "per_seed": {str(run["seed"]): {"groups": run["groups"], "training": run["training"]} for run in runs},
     }
+    if "full_ranking" in first:
+        full, full_spread = mean_and_std([run["full_ranking"]["groups"] for run in runs])
+        result["full_ranking"] = {"groups": full, "std": full_spread, "excluded": first["full_ranking"]["excluded"]}
+        for run in runs:
+            result["per_seed"][str(run["seed"])]["full_ranking"] = run["full_ranking"]["groups"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

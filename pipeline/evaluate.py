@@ -1,5 +1,10 @@
-"""Stage `evaluate`: the best checkpoint of one run on the test targets and their fixed
-candidates -> HR@k and NDCG@k overall and per head/tail group."""
+"""Stage `evaluate`: the best checkpoint of one run on the test targets, under both protocols,
+overall and per head/tail group:
+- sampled (the paper's): the target among its 100 fixed negatives;
+- full ranking: the target among all items, the user's history excluded (except the target).
+HR, NDCG and MRR at each K; under full ranking also item coverage and the share of tail items
+in the top-K lists. Writes the run's metrics (JSON) and per-user results (Parquet: group,
+target rank under both protocols, top-K recommended items as original ids)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +18,8 @@ import polars as pl
 import torch
 
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
-from .io import read_json, write_json
-from .metrics import group_masks, group_metrics, target_ranks
+from .io import read_json, write_json, write_parquet
+from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, group_masks, group_metrics, target_ranks
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -49,21 +54,62 @@ def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray,
 
 
 @torch.no_grad()
-def candidate_ranks(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, cut: int,
-                    max_len: int, device: torch.device, batch_size: int = 1024) -> np.ndarray:
-    """0-based rank of column 0 of `candidates` among its row, for every user."""
+def representations(model: torch.nn.Module, sequences: Sequences, cut: int, max_len: int,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(user vectors for every user's sequence without its last `cut` items, item vectors for
+    ids 0..n_items), in evaluation mode."""
     was_training = model.training
     model.eval()
-    rows = np.arange(sequences.n_users)
-    users = user_vectors(model, sequences, rows, cut, max_len, device)
+    users = user_vectors(model, sequences, np.arange(sequences.n_users), cut, max_len, device)
     items = model.item_vectors(torch.arange(sequences.n_items + 1, device=device))
+    model.train(was_training)
+    return users, items
+
+
+def sampled_ranks(users: torch.Tensor, items: torch.Tensor, candidates: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """0-based rank of column 0 of `candidates` among its row: one gather and dot product per batch."""
     ranks = []
-    for start in range(0, len(rows), batch_size):
-        cands = torch.from_numpy(candidates[start : start + batch_size]).to(device).long()
+    for start in range(0, len(users), batch_size):
+        cands = torch.from_numpy(candidates[start : start + batch_size]).to(users.device).long()
         scores = torch.einsum("bd,bcd->bc", users[start : start + batch_size], items[cands])
         ranks.append(target_ranks(scores).cpu())
-    model.train(was_training)
     return torch.cat(ranks).numpy()
+
+
+def candidate_ranks(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, cut: int,
+                    max_len: int, device: torch.device) -> np.ndarray:
+    """Sampled-protocol ranks of every user's target (column 0 of `candidates`)."""
+    users, items = representations(model, sequences, cut, max_len, device)
+    return sampled_ranks(users, items, candidates)
+
+
+@torch.no_grad()
+def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences, cut: int, targets: np.ndarray | None,
+                 k: int, batch_size: int = 1024) -> tuple[np.ndarray | None, np.ndarray]:
+    """Every item scored for every user, in chunks of users (memory: batch_size x n_items).
+    The user's history (the sequence without its last `cut` items) is excluded, except the
+    target itself when it also occurs there. Returns (0-based target ranks, or None without
+    targets; top-k item ids per user, best first)."""
+    n_users, device = len(users), users.device
+    ranks, top = [], []
+    for start in range(0, n_users, batch_size):
+        rows = np.arange(start, min(start + batch_size, n_users))
+        scores = users[rows] @ items.T
+        scores[:, 0] = -torch.inf  # padding id
+        starts, ends = sequences.bounds(rows, cut)
+        lengths = np.maximum(ends - starts, 0)
+        which = np.repeat(np.arange(len(rows)), lengths)
+        seen = sequences.items[np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)]
+        if targets is not None:
+            target = torch.from_numpy(targets[rows]).to(device).long()
+            local = torch.arange(len(rows), device=device)
+            target_scores = scores[local, target].clone()
+        scores[torch.from_numpy(which).to(device), torch.from_numpy(seen).to(device)] = -torch.inf
+        if targets is not None:
+            scores[local, target] = target_scores
+            ranks.append(((scores >= target_scores[:, None]).sum(dim=1) - 1).cpu())
+        top.append(scores.topk(k, dim=1).indices.cpu())
+    return (torch.cat(ranks).numpy() if ranks else None), torch.cat(top).numpy()
 
 
 def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -88,12 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", required=True, type=Path)
     parser.add_argument("--interactions", required=True, type=Path)
     parser.add_argument("--items", required=True, type=Path)
+    parser.add_argument("--users", required=True, type=Path)
     parser.add_argument("--candidates", required=True, type=Path)
     parser.add_argument("--groups", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out-users", required=True, type=Path, help="per-user results (Parquet)")
     parser.add_argument("--run", required=True, help='JSON {"dataset", "backbone", "variant", "seed"}')
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -101,29 +149,62 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model, state = load_run(args.checkpoint, device)
-    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), pl.read_parquet(args.items).height)
+    item_table = pl.read_parquet(args.items)
+    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), item_table.height)
     candidates = np.load(args.candidates)["test"]
     groups = pl.read_parquet(args.groups)
-
-    start = time.perf_counter()
-    ranks = candidate_ranks(model, sequences, candidates, TEST_INPUT_CUT, state["model"]["max_len"], device)
-    seconds = time.perf_counter() - start
-    log.info("scored %d users in %.2f s (%.0f users/s)", len(ranks), seconds, len(ranks) / seconds)
-    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy())
     stats = read_json(args.stats)
+    ks = cutoffs(args.k)
+
+    started = time.perf_counter()
+    users, items = representations(model, sequences, TEST_INPUT_CUT, state["model"]["max_len"], device)
+    represent_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    sampled = sampled_ranks(users, items, candidates)
+    sampled_seconds = time.perf_counter() - started + represent_seconds
+    started = time.perf_counter()
+    full, top = full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], max(ks))
+    full_seconds = time.perf_counter() - started + represent_seconds
+    n = len(sampled)
+    log.info("scored %d users: sampled %.2f s (%.0f users/s), full ranking %.2f s (%.0f users/s)",
+             n, sampled_seconds, n / sampled_seconds, full_seconds, n / full_seconds)
+
+    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy())
+    popularity = np.bincount(sequences.items, minlength=sequences.n_items + 1)
+    tail_items = popularity < stats["thresholds"]["ts_item"]
+    tail_items[0] = False
+    sampled_groups = group_metrics(sampled, masks, ks)
+    full_groups = group_metrics(full, masks, ks)
+    for name, extra in beyond_accuracy(top, masks, ks, sequences.n_items, tail_items).items():
+        full_groups[name].update(extra)
     history = read_json(args.history)
     metrics = {
         **json.loads(args.run),
-        "protocol": {"split": "leave-one-out", "negatives": candidates.shape[1] - 1, "k": args.k,
+        "protocol": {"split": "leave-one-out", "negatives": candidates.shape[1] - 1, "k": PAPER_K, "ks": ks,
                      "negative_sampling": "uniform over items the user never interacted with, fixed per dataset",
                      "ties": "count against the target"},
         "thresholds": stats["thresholds"],
-        "groups": group_metrics(ranks, masks, args.k),
+        "groups": sampled_groups,
+        "full_ranking": {"groups": full_groups, "excluded": "the user's history (train + validation items), except the target"},
         "training": {key: history[key] for key in ("best_epoch", "epochs_run", "stopped_early", "train_seconds")},
-        "eval_users_per_s": round(len(ranks) / seconds, 1),
+        "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
         "device": str(device),
     }
-    for name, values in metrics["groups"].items():
-        log.info("%-9s n=%-6d HR@%d=%s NDCG@%d=%s", name, values["n"], args.k, values[f"HR@{args.k}"],
-                 args.k, values[f"NDCG@{args.k}"])
+    for name in GROUPS:
+        log.info("%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s", name, sampled_groups[name]["n"],
+                 sampled_groups[name]["HR@10"], sampled_groups[name]["NDCG@10"],
+                 full_groups[name]["HR@10"], full_groups[name]["NDCG@10"])
     write_json(metrics, args.out)
+
+    original_items = item_table["original_id"].to_numpy()
+    recommended = original_items[top - 1]  # item id i is row i - 1
+    per_user = pl.DataFrame({
+        "user": pl.read_parquet(args.users)["original_id"],
+        "tail_user": groups["tail_user"],
+        "tail_item": groups["tail_item"],
+        "target": original_items[candidates[:, 0] - 1],
+        "rank_sampled": sampled,
+        "rank_full": full,
+        f"top{max(ks)}": [list(row) for row in recommended],
+    })
+    write_parquet(per_user, args.out_users)

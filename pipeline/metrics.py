@@ -1,12 +1,20 @@
-"""Ranking metrics. A target's rank is the number of candidates scored at least as high as it
-(ties count against the target, so a model that scores everything alike gets no hits).
-HR@k = share of targets with rank < k; NDCG@k = mean of 1 / log2(rank + 2) over hits."""
+"""Ranking metrics. A target's rank is the number of other candidates scored at least as high
+as it (ties count against the target, so a model that scores everything alike gets no hits).
+At cut-off K: HR@K = share of targets with rank < K; NDCG@K = mean of 1 / log2(rank + 2) over
+hits; MRR@K = mean of 1 / (rank + 1) over hits. Beyond accuracy (full ranking): coverage@K =
+share of all items that appear in some top-K list of the group; tail_share@K = share of the
+group's top-K slots filled with tail items."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 GROUPS = ("overall", "tail_item", "head_item", "tail_user", "head_user")
+PAPER_K = 10  # the paper reports HR@10 and NDCG@10; always included
+
+
+def cutoffs(k: int | list[int]) -> list[int]:
+    return sorted({*([k] if isinstance(k, int) else k), PAPER_K})
 
 
 def target_ranks(scores: torch.Tensor) -> torch.Tensor:
@@ -15,10 +23,21 @@ def target_ranks(scores: torch.Tensor) -> torch.Tensor:
 
 
 def hr_ndcg(ranks: np.ndarray, k: int) -> tuple[float | None, float | None]:
-    if len(ranks) == 0:
-        return None, None
-    hits = ranks < k
-    return float(hits.mean()), float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+    values = ranking_metrics(ranks, [k])
+    return values[f"HR@{k}"], values[f"NDCG@{k}"]
+
+
+def ranking_metrics(ranks: np.ndarray, ks: list[int]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k in ks:
+        if len(ranks) == 0:
+            out.update({f"HR@{k}": None, f"NDCG@{k}": None, f"MRR@{k}": None})
+            continue
+        hits = ranks < k
+        out[f"HR@{k}"] = float(hits.mean())
+        out[f"NDCG@{k}"] = float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+        out[f"MRR@{k}"] = float(np.where(hits, 1.0 / (ranks + 1.0), 0.0).mean())
+    return out
 
 
 def group_masks(tail_user: np.ndarray, tail_item: np.ndarray) -> dict[str, np.ndarray]:
@@ -31,10 +50,20 @@ def group_masks(tail_user: np.ndarray, tail_item: np.ndarray) -> dict[str, np.nd
     }
 
 
-def group_metrics(ranks: np.ndarray, masks: dict[str, np.ndarray], k: int) -> dict[str, dict]:
-    """{group: {"n", "HR@k", "NDCG@k"}}; an empty group has n 0 and null metrics."""
+def group_metrics(ranks: np.ndarray, masks: dict[str, np.ndarray], ks: list[int]) -> dict[str, dict]:
+    """{group: {"n", "HR@k", "NDCG@k", "MRR@k" for each k}}; an empty group has n 0 and null metrics."""
+    return {name: {"n": int(mask.sum()), **ranking_metrics(ranks[mask], ks)} for name, mask in masks.items()}
+
+
+def beyond_accuracy(top: np.ndarray, masks: dict[str, np.ndarray], ks: list[int], n_items: int,
+                    tail_items: np.ndarray) -> dict[str, dict]:
+    """`top` (users, max k) recommended item ids, best first; `tail_items` (n_items + 1,) bool by id."""
     out = {}
     for name, mask in masks.items():
-        hr, ndcg = hr_ndcg(ranks[mask], k)
-        out[name] = {"n": int(mask.sum()), f"HR@{k}": hr, f"NDCG@{k}": ndcg}
+        out[name] = {}
+        for k in ks:
+            lists = top[mask, :k]
+            empty = len(lists) == 0
+            out[name][f"coverage@{k}"] = None if empty else len(np.unique(lists)) / n_items
+            out[name][f"tail_share@{k}"] = None if empty else float(tail_items[lists].mean())
     return out

@@ -109,6 +109,12 @@ def run_dir(w):
     return f"results/{w.dataset}/runs/{w.backbone}_{w.variant}_seed{w.seed}"
 
 
+def eval_cutoffs():
+    from pipeline.metrics import cutoffs
+
+    return cutoffs(config["eval"]["k"])
+
+
 def seeds():
     seed = config["train"]["seed"]
     return [seed] if seed is not None else config["train"]["seeds"]
@@ -120,7 +126,11 @@ def metrics_file(dataset, backbone, variant):
 
 
 def default_targets():
+    """The metrics, statistics, tables and plots of every dataset, backbone and variant in `targets`."""
     targets = config["targets"]
-    files = [f"results/{d}_stats.json" for d in targets["datasets"]]
-    files += [metrics_file(d, b, v) for d in targets["datasets"] for b in targets["backbones"] for v in targets["variants"]]
+    files = []
+    for dataset in targets["datasets"]:
+        files.append(f"results/{dataset}_stats.json")
+        files += [metrics_file(dataset, b, v) for b in targets["backbones"] for v in targets["variants"]]
+        files += report_targets(dataset)
     return files

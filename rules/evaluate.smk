@@ -1,18 +1,21 @@
 rule evaluate:
-    """The best checkpoint of one run on the test candidates, per head/tail group."""
+    """The best checkpoint of one run on the test targets, sampled and full-ranking
+    protocols, per head/tail group; plus per-user results."""
     input:
         checkpoint="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/model.pt",
         history="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
         interactions="results/{dataset}/ingest/interactions.parquet",
         item_table="results/{dataset}/ingest/items.parquet",
+        user_table="results/{dataset}/ingest/users.parquet",
         candidates="results/{dataset}/split/candidates.npz",
         groups="results/{dataset}/split/groups.parquet",
         stats="results/{dataset}_stats.json",
     output:
-        "results/{dataset}/runs/{backbone}_{variant}_seed{seed}/metrics.json",
+        metrics="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/metrics.json",
+        per_user="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/users.parquet",
     params:
         run=lambda w: as_json({"dataset": w.dataset, "backbone": w.backbone, "variant": w.variant, "seed": int(w.seed)}),
-        k=config["eval"]["k"],
+        k=" ".join(map(str, eval_cutoffs())),
         device=config["train"]["device"],
     log:
         "results/logs/{dataset}/evaluate_{backbone}_{variant}_seed{seed}.log",
@@ -24,8 +27,9 @@ rule evaluate:
         runtime=30,
     shell:
         "python -m pipeline evaluate --checkpoint {input.checkpoint} --history {input.history}"
-        " --interactions {input.interactions} --items {input.item_table} --candidates {input.candidates}"
-        " --groups {input.groups} --stats {input.stats} --out {output} --run {params.run:q}"
+        " --interactions {input.interactions} --items {input.item_table} --users {input.user_table}"
+        " --candidates {input.candidates} --groups {input.groups} --stats {input.stats}"
+        " --out {output.metrics} --out-users {output.per_user} --run {params.run:q}"
         " --k {params.k} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
@@ -52,3 +56,28 @@ use rule aggregate as aggregate_default with:
         "results/{dataset}_{backbone}_metrics.json",
     log:
         "results/logs/{dataset}/aggregate_{backbone}.log",
+
+
+rule recommend:
+    """Top-K recommendations for every user after their whole history, from the first seed's
+    model: results/{dataset}_{backbone}_{variant}_recommendations.parquet."""
+    input:
+        checkpoint=lambda w: f"results/{w.dataset}/runs/{w.backbone}_{w.variant}_seed{seeds()[0]}/model.pt",
+        interactions="results/{dataset}/ingest/interactions.parquet",
+        item_table="results/{dataset}/ingest/items.parquet",
+        user_table="results/{dataset}/ingest/users.parquet",
+    output:
+        "results/{dataset}_{backbone}_{variant}_recommendations.parquet",
+    params:
+        k=max(eval_cutoffs()),
+        device=config["train"]["device"],
+    log:
+        "results/logs/{dataset}/recommend_{backbone}_{variant}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m pipeline recommend --checkpoint {input.checkpoint} --interactions {input.interactions}"
+        " --items {input.item_table} --users {input.user_table} --out {output} --k {params.k}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"

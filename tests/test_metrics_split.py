@@ -26,11 +26,12 @@ def test_hr_and_ndcg_by_hand():
 def test_groups_and_empty_group():
     ranks = np.array([0, 5, 20, 1])
     masks = group_masks(np.array([True, True, False, False]), np.zeros(4, dtype=bool))
-    result = group_metrics(ranks, masks, k=10)
-    assert result["overall"] == {"n": 4, "HR@10": 0.75, "NDCG@10": pytest.approx((1 + 1 / math.log2(7) + 1 / math.log2(3)) / 4)}
+    result = group_metrics(ranks, masks, [10])
+    assert result["overall"] == {"n": 4, "HR@10": 0.75, "NDCG@10": pytest.approx((1 + 1 / math.log2(7) + 1 / math.log2(3)) / 4),
+                                 "MRR@10": pytest.approx((1 + 1 / 6 + 1 / 2) / 4)}
     assert result["tail_user"]["n"] == 2 and result["tail_user"]["HR@10"] == 1.0
     assert result["head_user"]["HR@10"] == 0.5
-    assert result["tail_item"] == {"n": 0, "HR@10": None, "NDCG@10": None}
+    assert result["tail_item"] == {"n": 0, "HR@10": None, "NDCG@10": None, "MRR@10": None}
     assert result["head_item"]["n"] == 4
 
 

@@ -68,7 +68,9 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert metrics["groups"]["overall"]["n"] == 30
     for group in GROUPS:
         values = metrics["groups"][group]
-        assert set(values) == {"n", "HR@10", "NDCG@10"}
+        assert {"n", "HR@10", "NDCG@10", "MRR@10", "HR@5", "HR@20"} <= set(values)
+        full = metrics["full_ranking"]["groups"][group]
+        assert {"n", "HR@10", "NDCG@10", "MRR@20", "coverage@10", "tail_share@10"} <= set(full)
         assert values["n"] == 0 or 0 <= values["NDCG@10"] <= values["HR@10"] <= 1
     assert metrics["groups"]["tail_user"]["n"] + metrics["groups"]["head_user"]["n"] == 30
     assert metrics["groups"]["tail_item"]["n"] + metrics["groups"]["head_item"]["n"] == 30
@@ -94,6 +96,44 @@ def test_every_rule_logs_and_no_temporary_files_remain(finished_run):
     assert {p.name.split("_")[0].removesuffix(".log") for p in logs} >= {
         "ingest", "prompts", "embed", "pca", "retrieve", "split", "train", "evaluate", "aggregate"}
     assert not [p for p in (workdir / "results").rglob(".*tmp*")]
+
+
+def test_tables_plots_and_report(finished_run):
+    import csv
+
+    import matplotlib.image
+
+    workdir, _ = finished_run
+    results = workdir / "results"
+    rows = list(csv.DictReader((results / "tables" / "mini.csv").open()))
+    metrics = json.loads((results / "mini_gru4rec_metrics.json").read_text())
+    row = next(r for r in rows if (r["protocol"], r["backbone"], r["model"]) == ("full", "gru4rec", "llmesr"))
+    for group, values in metrics["full_ranking"]["groups"].items():
+        expected = values["NDCG@10"]
+        assert (float(row[f"{group} NDCG@10"]) if row[f"{group} NDCG@10"] else None) == expected
+    assert matplotlib.image.imread(results / "plots" / "mini_groups.png").ndim == 3
+    assert (results / "plots" / "mini_bert4rec_base_seed42_training.png").exists()
+    stages = list(csv.DictReader((results / "tables" / "mini_stages.csv").open()))
+    assert {"ingest", "embed_items", "train_sasrec_llmesr_seed42"} <= {r["job"] for r in stages}
+    run_snakemake(workdir, "--report", "results/report.html", "--configfile", "test.yaml")
+    report = (results / "report.html").read_text()
+    assert "Table 1 of the paper" in report and "head/tail group" in report
+
+
+def test_per_user_results_and_recommendations(finished_run):
+    workdir, _ = finished_run
+    per_user = pl.read_parquet(workdir / "results" / "mini" / "runs" / "sasrec_llmesr_seed42" / "users.parquet")
+    interactions = pl.read_csv(workdir / "mini.inter", separator="\t")
+    assert per_user.height == 30 and set(per_user.columns) >= {"user", "tail_user", "tail_item", "rank_sampled", "rank_full", "top20"}
+    assert set(per_user["user"].cast(pl.Int64)) == set(interactions["user_id:token"])
+    assert (per_user["rank_full"] >= per_user["rank_sampled"]).all()  # more competitors under full ranking
+    metrics = json.loads((workdir / "results" / "mini_sasrec_metrics.json").read_text())
+    assert metrics["groups"]["overall"]["HR@10"] == pytest.approx((per_user["rank_sampled"] < 10).mean())
+    run_snakemake(workdir, "--cores", "2", "results/mini_sasrec_llmesr_recommendations.parquet", "--configfile", "test.yaml")
+    recommended = pl.read_parquet(workdir / "results" / "mini_sasrec_llmesr_recommendations.parquet")
+    assert recommended.height == 30 * 20 and recommended["rank"].max() == 20
+    seen = set(zip(interactions["user_id:token"].cast(pl.String), interactions["item_id:token"].cast(pl.String)))
+    assert not seen & set(zip(recommended["user"], recommended["item"]))
 
 
 def test_second_run_has_nothing_to_do(finished_run):

