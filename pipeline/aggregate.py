@@ -49,6 +49,10 @@ def aggregate(runs: list[dict]) -> dict:
         "std": spread,
         "per_seed": {str(run["seed"]): {"groups": run["groups"], "training": run["training"]} for run in runs},
     }
+    if "record" in first:
+        result["record"] = {**first["record"], "device": sorted({run["record"]["device"] for run in runs})}
+        result["record"]["config"] = {k: v for k, v in first["record"]["config"].items() if k != "train"}
+        result["record"]["config"]["train"] = {k: v for k, v in first["record"]["config"]["train"].items() if k != "seed"}
     if "full_ranking" in first:
         full, full_spread = mean_and_std([run["full_ranking"]["groups"] for run in runs])
         result["full_ranking"] = {"groups": full, "std": full_spread, "excluded": first["full_ranking"]["excluded"]}

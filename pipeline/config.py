@@ -78,4 +78,12 @@ def reference_errors(config: dict) -> list[str]:
     model_schema = jsonschema.Draft202012Validator(load_schema()["properties"]["model"])
     for variant, override in config["variants"].items():
         problems += _errors(model_schema, deep_merge(config["model"], override), f"variants.{variant}")
+    if config["embed"]["model"] != "default":
+        from .datasets import DataError
+        from .embed import resolve_model
+
+        try:
+            resolve_model(config["embed"]["model"])
+        except DataError as err:
+            problems.append(str(err))
     return problems

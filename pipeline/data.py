@@ -118,3 +118,20 @@ def length_sorted_chunks(lengths: np.ndarray, token_budget: int) -> list[np.ndar
         chunks.append(order[start:end])
         start = end
     return chunks
+
+
+def epoch_batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: int, bucket_pool: int) -> list[np.ndarray]:
+    """Indices into `lengths` for one epoch, cut into batches. With `bucket_pool` > 0 the
+    shuffled indices are sorted by length within pools of that many batches and the batches
+    are then shuffled: each batch holds sequences of similar length (little padding to trim)
+    while which users meet in a batch, and the batch order, stay random. 0 = plain random batches."""
+    order = rng.permutation(len(lengths))
+    if bucket_pool > 0:
+        pool = batch_size * bucket_pool
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            order[start : start + pool] = chunk[np.argsort(lengths[chunk], kind="stable")]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if bucket_pool > 0:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches

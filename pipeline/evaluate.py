@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from . import provenance
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
 from .io import read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, group_masks, group_metrics, target_ranks
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--out-users", required=True, type=Path, help="per-user results (Parquet)")
     parser.add_argument("--run", required=True, help='JSON {"dataset", "backbone", "variant", "seed"}')
+    parser.add_argument("--record", required=True, help="the configuration behind this run, as JSON")
+    parser.add_argument("--ingest-report", required=True, type=Path)
+    parser.add_argument("--embed-meta", type=Path, help="the item embeddings' metadata (models that use them)")
     parser.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
@@ -189,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         "training": {key: history[key] for key in ("best_epoch", "epochs_run", "stopped_early", "train_seconds")},
         "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
         "device": str(device),
+        "record": provenance.record(json.loads(args.record), history["device"], args.interactions, args.ingest_report,
+                                    args.embed_meta),
     }
     for name in GROUPS:
         log.info("%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s", name, sampled_groups[name]["n"],

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from .datasets import RawData, read_dataset, with_defaults
-from .io import write_json, write_parquet
+from .datasets import DataError, RawData, input_files, read_dataset, with_defaults
+from .io import file_sha256, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ def canonicalise(
     report["dropped_short_sequences"] = frame.filter(short).height
     report["users_dropped_short_sequences"] = frame.filter(short)["user"].n_unique()
     frame = frame.filter(~short)
+    if frame.is_empty():
+        raise DataError(
+            f"no interactions are left after filtering ({report['interactions_read']} read; dropped: "
+            f"{report['dropped_user_count_below_min']} for users with < {min_user_interactions}, "
+            f"{report['dropped_item_count_below_min']} for items with < {min_item_interactions}, "
+            f"{report['dropped_short_sequences']} in sequences shorter than {min_sequence_length}); "
+            "lower min_user_interactions / min_item_interactions for this dataset"
+        )
     # Users in order of their first kept interaction; each user's interactions by time (ties
     # keep the source order); items in order of first appearance along that.
     first_row = frame.group_by("user").agg(first_row=pl.col("row").min())
@@ -85,6 +93,17 @@ def canonicalise(
     return interactions, items, users, report
 
 
+def check_bad_rows(report: dict, limit: float, spec: dict) -> None:
+    """Malformed and incomplete rows are dropped and counted; past `max_bad_rows` (a share of
+    the rows read) the input is more likely wrong than dirty, and ingestion stops."""
+    bad = report.get("rows_malformed", 0) + report.get("rows_missing_fields", 0)
+    read = max(report.get("lines_read", report.get("rows_read", 0)), 1)
+    if bad / read > limit:
+        files = ", ".join(f"{k}={v}" for k, v in spec.items() if k in ("inter", "sequences", "reviews"))
+        raise DataError(f"{files}: {bad} of {read} rows are malformed or miss a field ({bad / read:.1%}, more than "
+                        f"max_bad_rows {limit:.1%}); check the format, or raise max_bad_rows for this dataset")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline ingest", description=__doc__)
     parser.add_argument("--spec", required=True, help="the dataset's config entry, as JSON")
@@ -95,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
 
     spec = with_defaults(spec)
     raw = read_dataset(spec)
+    check_bad_rows(raw.report, spec["max_bad_rows"], spec)
+    raw.report["source_sha256"] = {key: file_sha256(path) for key, path in input_files(spec).items()}
     interactions, items, users, report = canonicalise(
         raw,
         spec["min_user_interactions"],
@@ -102,8 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         spec["min_sequence_length"],
         spec["filter"],
     )
-    if interactions.is_empty():
-        raise SystemExit(f"error: no interactions left after filtering: {json.dumps(report)}")
     for key, value in report.items():
         log.info("%s: %s", key, value)
     write_parquet(interactions, args.out_interactions)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .datasets import DataError
+from .datasets import DataError, with_defaults
 from .io import write_parquet
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-items", required=True, type=Path)
     parser.add_argument("--out-users", required=True, type=Path)
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = with_defaults(json.loads(args.spec))
 
     items = pl.read_parquet(args.items)
     interactions = pl.read_parquet(args.interactions)

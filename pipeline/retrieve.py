@@ -2,14 +2,17 @@
 LLM embeddings (self excluded), for retrieval-augmented self-distillation.
 
 Output: int32 array (users x k), row r = user r+1, values = 1-based user ids, most similar
-first. `method: hnsw` builds an hnswlib index (single-threaded inserts, so the graph and the
-result are deterministic); `exact` is a blocked brute-force search. Either way the recall of
-the result against exact search is measured on a sample and logged.
+first. `method: exact` is a blocked brute-force search (one matrix product per block of
+users); `hnsw` builds an hnswlib index (single-threaded inserts, so the graph and the result
+are deterministic); `auto` takes exact search up to `exact_max_users` users, where it is
+faster on a CPU (see benchmarks/), and hnswlib above. Either way the recall of the result
+against exact search is measured on a sample and logged.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--report", required=True, type=Path)
     parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--method", choices=["hnsw", "exact"], default="hnsw")
+    parser.add_argument("--method", choices=["auto", "hnsw", "exact"], default="auto")
+    parser.add_argument("--exact-max-users", type=int, default=100_000)
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--hnsw-ef-construction", type=int, default=200)
     parser.add_argument("--hnsw-ef-search", type=int, default=200)
@@ -78,15 +82,20 @@ def main(argv: list[str] | None = None) -> None:
     k = min(args.k, len(vectors) - 1)
     if k < 1:
         raise SystemExit("error: retrieval needs at least two users")
-    if args.method == "exact":
+    method = args.method
+    if method == "auto":
+        method = "exact" if len(vectors) <= args.exact_max_users else "hnsw"
+    started = time.perf_counter()
+    if method == "exact":
         found = exact_neighbours(vectors, k)
     else:
         found = hnsw_neighbours(
             vectors, k, args.hnsw_m, args.hnsw_ef_construction, args.hnsw_ef_search, args.seed, args.threads
         )
+    seconds = time.perf_counter() - started
     recall = recall_against_exact(vectors, found, args.recall_sample, args.seed)
-    log.info("%s search: top-%d neighbours for %d users; recall@%d against exact search on a sample: %.4f",
-             args.method, k, len(vectors), k, recall)
+    log.info("%s search: top-%d neighbours for %d users in %.1f s; recall@%d against exact search on a sample: %.4f",
+             method, k, len(vectors), seconds, k, recall)
     save_npy((found + 1).astype(np.int32), args.out)
-    write_json({"method": args.method, "k": k, "users": len(vectors), "recall_vs_exact": round(recall, 6),
-                "recall_sample": min(args.recall_sample, len(vectors))}, args.report)
+    write_json({"method": method, "k": k, "users": len(vectors), "seconds": round(seconds, 3),
+                "recall_vs_exact": round(recall, 6), "recall_sample": min(args.recall_sample, len(vectors))}, args.report)

@@ -6,13 +6,24 @@ the mean of the model's own representations of its `num_similar_users` most simi
 (their training sequences), computed without gradient in one forward over the distinct
 neighbours of the batch; the student is the user's representation from the same forward that
 gives the recommendation loss. Loss = BCE + alpha * MSE(student, teacher).
+`distill_teacher: epoch_cache` instead takes the neighbours' representations from a cache
+computed once per epoch (several times cheaper; the teacher lags by up to an epoch).
+
+Resumable: the state after every epoch (model, optimizer, random generators, early-stopping
+state) is saved atomically to `resume.pt` beside the outputs; a killed run started again
+continues from the last finished epoch and ends as an uninterrupted run would (CPU).
+
+Speed without changing the model: batches are trimmed to their longest sequence and, with
+`bucket_pool` > 0, built from users of similar length (see data.epoch_batches).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +31,9 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, sample_negatives
+from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
 from .evaluate import candidate_ranks, last_states, resolve_device
-from .io import save_torch, write_json
+from .io import file_sha256, save_torch, write_json
 from .metrics import hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, llmesr_config
 from .models.bert4rec import mask_items
@@ -40,6 +51,15 @@ def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tenso
         F.binary_cross_entropy_with_logits(logits[1], torch.zeros_like(logits[1]))
 
 
+def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor,
+                       shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of `states[where]` per row of a (B, n) neighbour grid, over usable neighbours only."""
+    weights = usable[where].view(shape).float()
+    gathered = states[where].view(*shape, -1)
+    count = weights.sum(1, keepdim=True)
+    return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
+
+
 def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
@@ -49,10 +69,23 @@ def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbour
     with torch.no_grad():
         states = last_states(model, sequences, distinct, TRAIN_CUT + 1, max_len, device)
     usable = torch.from_numpy(sequences.lengths[distinct] > TRAIN_CUT + 1).to(device)
-    weights = usable[torch.from_numpy(where).to(device)].view(neighbours.shape).float()
-    gathered = states[torch.from_numpy(where).to(device)].view(*neighbours.shape, -1)
-    count = weights.sum(1, keepdim=True)
-    return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
+    return mean_of_neighbours(states, usable, torch.from_numpy(where.reshape(-1)).to(device), neighbours.shape)
+
+
+@torch.no_grad()
+def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device) -> torch.Tensor:
+    """`distill_teacher: epoch_cache`: every user's representation of its training input,
+    computed once at the start of an epoch (evaluation mode, so without dropout noise)."""
+    was_training = model.training
+    model.eval()
+    states = last_states(model, sequences, np.arange(sequences.n_users), TRAIN_CUT + 1, max_len, device)
+    model.train(was_training)
+    return states
+
+
+def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    usable = torch.from_numpy(sequences.lengths > TRAIN_CUT + 1).to(cached.device)
+    return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
 
 
 def training_users(objective: str, sequences: Sequences) -> np.ndarray:
@@ -75,10 +108,52 @@ def training_batch(objective: str, sequences: Sequences, rows: np.ndarray, last_
     return mask_items(rng, tokens, last_only, mask_prob, mask_token, sequences.n_items)
 
 
+@dataclass
+class Progress:
+    """Everything early stopping and resumption need besides the model and optimizer."""
+
+    epoch: int = 0
+    best_ndcg: float = -1.0
+    best_epoch: int = 0
+    waited: int = 0
+    best_state: dict | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    rng: np.random.Generator, progress: Progress) -> None:
+    """The state after a finished epoch, written atomically: a killed run resumes from here."""
+    save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "numpy_rng": rng.bit_generator.state, "progress": progress.__dict__}, path)
+
+
+def resume(path: Path | None, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           rng: np.random.Generator, device: torch.device) -> Progress:
+    """Progress from a checkpoint of the same run (same fingerprint), or a fresh start."""
+    if path is None or not path.is_file():
+        return Progress()
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state["fingerprint"] != fingerprint:
+        log.info("ignoring %s: it belongs to another configuration or other inputs", path)
+        return Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+    progress = Progress(**state["progress"])
+    log.info("resuming after epoch %d from %s", progress.epoch, path)
+    return progress
+
+
 def train(backbone: str, model_options: dict, options: dict, sequences: Sequences, valid_candidates: np.ndarray,
           device: torch.device, llm_items: np.ndarray | None = None, pca_items: np.ndarray | None = None,
-          neighbours: np.ndarray | None = None) -> tuple[dict, dict]:
-    """Returns (best state dict, history)."""
+          neighbours: np.ndarray | None = None, checkpoint: Path | None = None, fingerprint: str = "") -> tuple[dict, dict]:
+    """Returns (best state dict, history). With `checkpoint`, the state after every epoch is
+    saved there and a run with the same `fingerprint` continues from it."""
     seed = options["seed"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -103,16 +178,16 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
              sum(p.numel() for p in model.parameters() if p.requires_grad),
              len(users), -(-copies * len(users) // batch_size))
 
-    history: dict = {"epochs": []}
-    best_ndcg, best_epoch, best_state, waited = -1.0, 0, None, 0
-    for epoch in range(1, options["max_epochs"] + 1):
+    progress = resume(checkpoint, fingerprint, model, optimizer, rng, device)
+    while progress.epoch < options["max_epochs"] and (progress.epoch == 0 or progress.waited < options["patience"]):
+        epoch = progress.epoch + 1
         model.train()
         started = time.perf_counter()
         totals = np.zeros(3)
         batches = 0
-        order = rng.permutation(copies * len(users))
-        for start in range(0, len(order), batch_size):
-            picked = order[start : start + batch_size]
+        if distill and options["distill_teacher"] == "epoch_cache":
+            cached = cached_representations(model, sequences, max_len, device)
+        for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
             rows, last_only = users[picked % len(users)], picked >= len(users)
             inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
                                              model.mask_token, mask_prob)
@@ -122,7 +197,10 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             rec = bce_loss(states, targets, negatives, model)
             loss, sd = rec, torch.zeros((), device=device)
             if distill:
-                teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)
+                if options["distill_teacher"] == "epoch_cache":
+                    teacher, has = cached_teacher(cached, sequences, similar[rows])
+                else:
+                    teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)
                 if has.any():
                     sd = F.mse_loss(states[:, -1][has], teacher[has])
                     loss = rec + alpha * sd
@@ -138,25 +216,34 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         hr, ndcg = hr_ndcg(ranks, 10)
         eval_seconds = time.perf_counter() - started
         loss, rec, sd = totals / max(batches, 1)
-        history["epochs"].append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
-                                  "valid_HR@10": hr, "valid_NDCG@10": ndcg,
-                                  "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
-        if ndcg > best_ndcg:
-            best_ndcg, best_epoch, waited = ndcg, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
+                                 "valid_HR@10": hr, "valid_NDCG@10": ndcg,
+                                 "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
+        progress.epoch = epoch
+        if ndcg > progress.best_ndcg:
+            progress.best_ndcg, progress.best_epoch, progress.waited = ndcg, epoch, 0
+            progress.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
-            waited += 1
+            progress.waited += 1
         log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f | best %.4f @ %d | %.1fs + %.1fs eval",
-                 epoch, options["max_epochs"], loss, rec, sd, ndcg, hr, best_ndcg, best_epoch, train_seconds, eval_seconds)
-        if waited >= options["patience"]:
-            log.info("early stop: no improvement for %d epochs", waited)
-            break
-    epochs = history["epochs"]
-    history.update(best_epoch=best_epoch, best_valid_NDCG10=best_ndcg, epochs_run=len(epochs),
-                   stopped_early=len(epochs) < options["max_epochs"],
-                   train_seconds=round(sum(e["train_seconds"] for e in epochs), 3),
-                   mean_epoch_seconds=round(float(np.mean([e["train_seconds"] for e in epochs])), 3))
-    return best_state, history
+                 epoch, options["max_epochs"], loss, rec, sd, ndcg, hr, progress.best_ndcg, progress.best_epoch,
+                 train_seconds, eval_seconds)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
+        if progress.waited >= options["patience"]:
+            log.info("early stop: no improvement for %d epochs", progress.waited)
+    epochs = progress.history
+    history = {"epochs": epochs, "best_epoch": progress.best_epoch, "best_valid_NDCG10": progress.best_ndcg,
+               "epochs_run": len(epochs), "stopped_early": len(epochs) < options["max_epochs"],
+               "train_seconds": round(sum(e["train_seconds"] for e in epochs), 3),
+               "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in epochs])), 3)}
+    return progress.best_state, history
+
+
+def fingerprint_of(*parts: object, files: list[Path]) -> str:
+    """What a checkpoint must match to be resumed: the run's options and its input files."""
+    described = json.dumps([parts, [file_sha256(path) for path in files]], sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,9 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), n_items)
     load = (lambda path: None if path is None else np.load(path))
     llm_items = load(args.llm_items)
+    inputs = [p for p in (args.interactions, args.items, args.candidates, args.llm_items, args.pca_items,
+                          args.neighbours) if p is not None]
+    checkpoint = args.out_checkpoint.with_name("resume.pt")
     best_state, history = train(
         args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
         llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
+        checkpoint=checkpoint, fingerprint=fingerprint_of(args.backbone, model_options, options, files=inputs),
     )
     save_torch({
         "backbone": args.backbone,
@@ -197,3 +288,4 @@ def main(argv: list[str] | None = None) -> None:
     }, args.out_checkpoint)
     history.update(device=str(device), threads=args.threads)
     write_json(history, args.out_history)
+    checkpoint.unlink(missing_ok=True)  # finished: a later rerun starts afresh

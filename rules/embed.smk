@@ -12,6 +12,7 @@ rule embed:
         model=config["embed"]["model"],
         batch_size=config["embed"]["batch_size"],
         device=config["embed"]["device"],
+        cache=f"--cache {config['embed']['cache']}" if config["embed"]["cache"] else "",
     log:
         "results/logs/{dataset}/embed_{kind}.log",
     benchmark:
@@ -23,7 +24,7 @@ rule embed:
     shell:
         "python -m pipeline embed --prompts {input} --out {output.vectors} --meta {output.meta}"
         " --model {params.model:q} --batch-size {params.batch_size} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} {params.cache} > {log} 2>&1"
 
 
 rule pca:

@@ -1,9 +1,26 @@
+def evaluate_inputs(w):
+    """The embeddings' metadata is read for the record of models that use them."""
+    if "llm_items" in llm_needs(w.variant):
+        return {"embed_meta": f"results/{w.dataset}/embed/items.json"}
+    return {}
+
+
+def run_record(w):
+    record = {"dataset": dataset_spec(w.dataset), "model": run_model_options(w.backbone, w.variant),
+              "train": train_options(w.seed), "eval": config["eval"]}
+    if llm_needs(w.variant):
+        record.update(embed=config["embed"], retrieve=config["retrieve"])
+    return as_json(record)
+
+
 rule evaluate:
     """The best checkpoint of one run on the test targets, sampled and full-ranking
     protocols, per head/tail group; plus per-user results."""
     input:
+        unpack(evaluate_inputs),
         checkpoint="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/model.pt",
         history="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
+        ingest_report="results/{dataset}/ingest/report.json",
         interactions="results/{dataset}/ingest/interactions.parquet",
         item_table="results/{dataset}/ingest/items.parquet",
         user_table="results/{dataset}/ingest/users.parquet",
@@ -15,6 +32,8 @@ rule evaluate:
         per_user="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/users.parquet",
     params:
         run=lambda w: as_json({"dataset": w.dataset, "backbone": w.backbone, "variant": w.variant, "seed": int(w.seed)}),
+        record=run_record,
+        embed_meta=lambda w, input: f"--embed-meta {input.embed_meta}" if "embed_meta" in input.keys() else "",
         k=" ".join(map(str, eval_cutoffs())),
         device=config["train"]["device"],
     log:
@@ -29,7 +48,8 @@ rule evaluate:
         "python -m pipeline evaluate --checkpoint {input.checkpoint} --history {input.history}"
         " --interactions {input.interactions} --items {input.item_table} --users {input.user_table}"
         " --candidates {input.candidates} --groups {input.groups} --stats {input.stats}"
-        " --out {output.metrics} --out-users {output.per_user} --run {params.run:q}"
+        " --out {output.metrics} --out-users {output.per_user} --run {params.run:q} --record {params.record:q}"
+        " --ingest-report {input.ingest_report} {params.embed_meta}"
         " --k {params.k} --device {params.device} --threads {threads} > {log} 2>&1"
 
 

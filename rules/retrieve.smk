@@ -10,6 +10,7 @@ rule retrieve:
     params:
         k=config["retrieve"]["k"],
         method=config["retrieve"]["method"],
+        exact_max_users=config["retrieve"]["exact_max_users"],
         m=config["retrieve"]["hnsw_m"],
         ef_construction=config["retrieve"]["hnsw_ef_construction"],
         ef_search=config["retrieve"]["hnsw_ef_search"],
@@ -24,6 +25,6 @@ rule retrieve:
         runtime=60,
     shell:
         "python -m pipeline retrieve --embeddings {input} --out {output.neighbours} --report {output.report}"
-        " --k {params.k} --method {params.method} --hnsw-m {params.m}"
+        " --k {params.k} --method {params.method} --exact-max-users {params.exact_max_users} --hnsw-m {params.m}"
         " --hnsw-ef-construction {params.ef_construction} --hnsw-ef-search {params.ef_search}"
         " --recall-sample {params.recall_sample} --threads {threads} > {log} 2>&1"

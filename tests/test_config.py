@@ -1,5 +1,7 @@
 import copy
 
+import pytest
+
 import yaml
 
 from conftest import REPO
@@ -32,7 +34,7 @@ def test_every_error_is_listed_with_its_key():
     errors = "\n".join(schema_errors(config))
     assert "train.lr: 'fast' is not of type 'number'" in errors
     assert "model.llmesr.id_init: 'zeros' is not one of ['pca', 'random']" in errors
-    assert "'Bad-Name' does not match" in errors and "'csv' is not one of ['recbole', 'sequences', 'llmesr']" in errors
+    assert "'Bad-Name' does not match" in errors and "'csv' is not one of ['recbole', 'sequences', 'llmesr', 'amazon2014'" in errors
 
 
 def test_a_format_needs_its_path_keys():
@@ -53,3 +55,26 @@ def test_targets_and_variants_are_cross_checked():
 def test_deep_merge_overrides_leaves_only():
     merged = deep_merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 5}})
     assert merged == {"a": {"b": 1, "c": 5}, "d": 3}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["targets"].update(backbones=["transformer"]), "targets.backbones.0: 'transformer' is not one of ['sasrec', 'gru4rec', 'bert4rec']"),
+    (lambda c: c["train"].update(lr=-0.1), "train.lr: -0.1 is less than or equal to the minimum of 0"),
+    (lambda c: c["train"].update(batch_size=0), "train.batch_size: 0 is less than the minimum of 1"),
+    (lambda c: c["model"].update(dropout="lots"), "model.dropout: 'lots' is not of type 'number'"),
+    (lambda c: c["datasets"]["ml100k"].update(ts_user="high"), "datasets.ml100k.ts_user: 'high' is not of type 'integer'"),
+    (lambda c: c["datasets"]["ml100k"].update(format="csv"), "datasets.ml100k.format: 'csv' is not one of"),
+])
+def test_config_errors_name_the_key_and_the_allowed_values(change, message):
+    config = copy.deepcopy(CONFIG)
+    change(config)
+    assert any(e.startswith(message) for e in schema_errors(config)), schema_errors(config)
+
+
+def test_unknown_variant_and_missing_model_path(tmp_path):
+    config = copy.deepcopy(CONFIG)
+    config["targets"]["variants"] = ["base", "nosuch"]
+    config["embed"]["model"] = str(tmp_path / "no-model-here")
+    errors = "\n".join(reference_errors(config))
+    assert "targets.variants: 'nosuch' is not configured under variants (llmesr, base," in errors
+    assert f"embed.model: {tmp_path / 'no-model-here'} is not a local sentence-transformers model folder" in errors

@@ -1,7 +1,7 @@
 import numpy as np
 import polars as pl
 
-from pipeline.data import Sequences, left_pad, length_sorted_chunks, sample_negatives
+from pipeline.data import Sequences, epoch_batches, left_pad, length_sorted_chunks, sample_negatives
 
 
 def sequences():
@@ -50,3 +50,17 @@ def test_length_sorted_chunks_respect_the_budget():
     for chunk in chunks:
         assert len(chunk) == 1 or len(chunk) * lengths[chunk].max() <= 6
     assert [lengths[c].tolist() for c in chunks] == [[1, 2, 2], [3], [5], [8]]
+
+
+def test_bucketed_batches_cover_every_user_once_with_less_padding():
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(rng.geometric(0.1, 5000) + 2, 200)  # long-tailed, like real sequences
+    padded = {}
+    for pool in (0, 10):
+        batches = epoch_batches(np.random.default_rng(1), lengths, 50, pool)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(5000))
+        padded[pool] = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded[10] < 0.5 * padded[0] and padded[10] < 1.5 * lengths.sum()
+    first = epoch_batches(np.random.default_rng(1), lengths, 50, 10)
+    second = epoch_batches(np.random.default_rng(2), lengths, 50, 10)
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]  # still a random epoch

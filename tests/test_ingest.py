@@ -89,7 +89,7 @@ def test_missing_file_is_a_data_error(tmp_path):
 def test_ingest_cli_writes_all_artifacts(tmp_path):
     from pipeline.ingest import main
 
-    spec = {**write_sequences(tmp_path), "min_sequence_length": 3, "filter": "single_pass"}
+    spec = write_sequences(tmp_path)
     out = {name: tmp_path / "out" / name for name in ("i.parquet", "t.parquet", "u.parquet", "r.json")}
     main(["--spec", json.dumps(spec), "--out-interactions", str(out["i.parquet"]), "--out-items", str(out["t.parquet"]),
           "--out-users", str(out["u.parquet"]), "--out-report", str(out["r.json"])])

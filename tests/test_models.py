@@ -22,6 +22,11 @@ def model_options(llmesr=True, **overrides):
     return options
 
 
+def train_options(**overrides):
+    options = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
+    return {**options, "lr": 0.01, "batch_size": 8, **overrides}
+
+
 def tables(seed=0):
     rng = np.random.default_rng(seed)
     return torch.from_numpy(rng.normal(size=(N_ITEMS, LLM_DIM)).astype(np.float32)), \
@@ -116,7 +121,7 @@ def test_training_is_deterministic_and_uses_distillation():
     candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1)
     llm, pca = (t.numpy() for t in tables())
     neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
-    options = {"seed": 3, "lr": 0.01, "weight_decay": 0.0, "max_epochs": 3, "patience": 5, "batch_size": 8}
+    options = train_options(seed=3, max_epochs=3, patience=5)
     runs = [train("sasrec", model_options(), options, seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
             for _ in range(2)]
     strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h["epochs"]]
@@ -124,3 +129,16 @@ def test_training_is_deterministic_and_uses_distillation():
     assert all(e["distill_loss"] > 0 for e in runs[0][1]["epochs"])
     for key in runs[0][0]:
         assert torch.equal(runs[0][0][key], runs[1][0][key])
+
+
+def test_epoch_cache_teacher_trains_and_differs_from_the_exact_one():
+    seqs = user_sequences(n_users=20, length=10)
+    candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], np.ones((20, 5), dtype=np.int64)], axis=1)
+    llm, pca = (t.numpy() for t in tables())
+    neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
+    losses = {}
+    for teacher in ("batch", "epoch_cache"):
+        _, history = train("sasrec", model_options(), train_options(seed=3, max_epochs=2, distill_teacher=teacher),
+                           seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
+        losses[teacher] = [e["distill_loss"] for e in history["epochs"]]
+    assert all(v > 0 for v in losses["epoch_cache"]) and losses["epoch_cache"] != losses["batch"]

@@ -8,7 +8,7 @@ from conftest import REPO
 from pipeline.models import build_model
 from pipeline.models.bert4rec import mask_items
 from pipeline.train import bce_loss, train, training_batch
-from test_models import N_ITEMS, model_options, tables, user_sequences
+from test_models import N_ITEMS, model_options, tables, train_options, user_sequences
 
 VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["variants"]
 
@@ -75,8 +75,8 @@ def test_nosd_loss_is_the_recommendation_loss():
     options = model_options()
     options["llmesr"]["alpha"] = 0
     llm, pca = (t.numpy() for t in tables())
-    _, history = train("sasrec", options, {"seed": 0, "lr": 0.01, "weight_decay": 0, "max_epochs": 1, "patience": 1,
-                                            "batch_size": 8}, seqs, candidates, torch.device("cpu"), llm, pca, neighbours=None)
+    _, history = train("sasrec", options, train_options(seed=0, max_epochs=1), seqs, candidates, torch.device("cpu"),
+                       llm, pca, neighbours=None)
     epoch = history["epochs"][0]
     assert epoch["distill_loss"] == 0 and epoch["loss"] == epoch["rec_loss"]
 

@@ -28,9 +28,8 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
+def write_mini(workdir: Path) -> None:
+    """A 30-user slice of ml-100k and a config that trains everything for two epochs."""
     folder = ml100k_folder()
     inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
     counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
@@ -51,6 +50,12 @@ def finished_run(tmp_path_factory):
         "retrieve": {"k": 10, "recall_sample": 30},
     }
     (workdir / "test.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_mini(workdir)
     result = run_snakemake(workdir, "--cores", "2", "--configfile", "test.yaml")
     return workdir, result
 
@@ -75,6 +80,15 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert metrics["groups"]["tail_user"]["n"] + metrics["groups"]["head_user"]["n"] == 30
     assert metrics["groups"]["tail_item"]["n"] + metrics["groups"]["head_item"]["n"] == 30
     assert metrics["per_seed"]["42"]["training"]["epochs_run"] == 2
+    record = metrics["record"]
+    assert record["packages"]["torch"].startswith("2.13.0") and record["device"] == ["cpu"]
+    assert record["config"]["model"]["llmesr"]["enabled"] == (variant == "llmesr")
+    assert record["config"]["train"]["max_epochs"] == 2 and record["config"]["dataset"]["format"] == "recbole"
+    assert len(record["data"]["interactions_sha256"]) == 64 and set(record["data"]["source_sha256"]) == {"inter", "item"}
+    if variant == "llmesr":
+        assert len(record["encoder"]["weights_sha256"]) == 64 and record["encoder"]["name"].startswith("all-MiniLM")
+    else:
+        assert record["encoder"] is None
 
 
 def test_stats_file(finished_run):
@@ -238,6 +252,37 @@ def test_a_misspelt_variant_option_is_refused(tmp_path):
     (tmp_path / "v.yaml").write_text("variants:\n  mine:\n    llmesr:\n      alpah: 0.5\n")
     result = run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_mine_metrics.json", "--configfile", "v.yaml", check=False)
     assert result.returncode != 0 and "variants.mine" in result.stderr and "alpah" in result.stderr
+
+
+def test_a_stage_killed_mid_run_leaves_nothing_complete_and_is_redone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    write_mini(tmp_path)
+    target = tmp_path / "results" / "mini" / "embed" / "items.npy"
+    log = tmp_path / "results" / "logs" / "mini" / "embed_items.log"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1",
+               "results/mini/embed/items.npy", "--configfile", "test.yaml"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (log.exists() and "Batches" in log.read_text(errors="replace")):
+        time.sleep(0.2)
+    assert log.exists(), "the embed job should have started"
+    os.killpg(process.pid, signal.SIGKILL)  # the whole run, job included, mid-encoding
+    process.wait()
+    assert not target.exists(), "a killed stage must not leave a complete-looking artifact"
+    run_snakemake(tmp_path, "--unlock", "--configfile", "test.yaml")  # a SIGKILL leaves Snakemake's lock behind
+    result = run_snakemake(tmp_path, "--cores", "1", "results/mini/embed/items.npy", "--configfile", "test.yaml")
+    assert "embed" in result.stdout + result.stderr
+    vectors = np.load(target)
+    assert vectors.shape[1] == 384 and np.isfinite(vectors).all()
 
 
 def test_missing_dataset_files_get_a_helpful_message(tmp_path):

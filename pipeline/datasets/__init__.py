@@ -40,8 +40,13 @@ FORMATS: dict[str, Format] = {
 
 
 def with_defaults(spec: dict) -> dict:
-    """A dataset entry with its format's defaults filled in where the entry is silent."""
-    return {**FORMATS[spec["format"]].defaults, **spec}
+    """A dataset entry with the schema's and its format's defaults filled in where it is silent
+    (the same defaults the workflow applies, for callers of the stage commands)."""
+    from ..config import load_schema
+
+    properties = load_schema()["$defs"]["dataset"]["properties"]
+    schema_defaults = {key: value["default"] for key, value in properties.items() if "default" in value}
+    return {**schema_defaults, **FORMATS[spec["format"]].defaults, **spec}
 
 def resolve_path(value: str) -> Path:
     """A config path: a plain path, or `pkg://<package>/<path inside it>` for data shipped in

@@ -18,27 +18,22 @@ from pathlib import Path
 import polars as pl
 
 from .base import DataError, RawData
-from .lines import LineReader, joined, python_literal, text
+from .lines import InteractionBuffer, LineReader, joined, python_literal, text
 
 
 def read_reviews(path: Path) -> tuple[pl.DataFrame, dict]:
-    users, items, times = [], [], []
+    rows = InteractionBuffer()
     reader = LineReader(path)
     incomplete = 0
     for review in reader:
         try:
-            user, item, time = review["reviewerID"], review["asin"], int(review["unixReviewTime"])
+            rows.add(str(review["reviewerID"]), str(review["asin"]), float(int(review["unixReviewTime"])))
         except (KeyError, TypeError, ValueError):
             incomplete += 1
-            continue
-        users.append(str(user))
-        items.append(str(item))
-        times.append(time)
-    if not users:
+    frame = rows.frame()
+    if frame.is_empty():
         raise DataError(f"{path}: no review with reviewerID, asin and unixReviewTime "
                         f"({reader.lines} lines, {reader.malformed} malformed)")
-    frame = pl.DataFrame({"user": users, "item": items, "order": times},
-                         schema={"user": pl.String, "item": pl.String, "order": pl.Float64})
     report = {"rows_read": reader.lines, "rows_malformed": reader.malformed, "rows_missing_fields": incomplete}
     return frame, report
 

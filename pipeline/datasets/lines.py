@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .base import DataError
+import polars as pl
+
+from .base import DataError, check_not_empty
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -25,6 +27,18 @@ def python_literal(text: str) -> object:
     return ast.literal_eval(text)
 
 
+def text_lines(path: Path) -> Iterator[str | None]:
+    """The lines of a plain text file, each decoded on its own: None for one that is not
+    UTF-8 (the caller counts it), so one bad byte does not sink the file."""
+    check_not_empty(path)
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None
+
+
 class LineReader:
     """Iterates the parsed dict of every well-formed line; counts the others."""
 
@@ -33,6 +47,7 @@ class LineReader:
         self.lines = self.malformed = 0
 
     def __iter__(self) -> Iterator[dict]:
+        check_not_empty(self.path)
         try:
             with open_binary(self.path) as handle:
                 for raw in handle:
@@ -61,3 +76,34 @@ def joined(value: object, separator: str) -> str:
 def text(value: object) -> str:
     """A scalar field as text, the way Python prints it ('' when missing)."""
     return "" if value is None else str(value)
+
+
+class InteractionBuffer:
+    """Collects (user, item, order) rows in small Python lists and moves them into compact
+    polars frames every `chunk` rows, so memory grows with the kept interactions in Arrow
+    form, not with Python objects."""
+
+    SCHEMA = {"user": pl.String, "item": pl.String, "order": pl.Float64}
+
+    def __init__(self, chunk: int = 500_000):
+        self.chunk = chunk
+        self.frames: list[pl.DataFrame] = []
+        self.users: list[str] = []
+        self.items: list[str] = []
+        self.orders: list[float] = []
+
+    def add(self, user: str, item: str, order: float) -> None:
+        self.users.append(user)
+        self.items.append(item)
+        self.orders.append(order)
+        if len(self.users) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.users:
+            self.frames.append(pl.DataFrame({"user": self.users, "item": self.items, "order": self.orders}, schema=self.SCHEMA))
+            self.users, self.items, self.orders = [], [], []
+
+    def frame(self) -> pl.DataFrame:
+        self.flush()
+        return pl.concat(self.frames) if self.frames else pl.DataFrame(schema=self.SCHEMA)

@@ -5,27 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from .base import DataError, RawData, read_item_table
+from .lines import InteractionBuffer, text_lines
 
 
 def read(paths: dict[str, Path], spec: dict) -> RawData:
-    users: list[str] = []
-    items: list[str] = []
+    rows = InteractionBuffer()
     malformed = 0
-    with open(paths["inter"], encoding="utf-8") as lines:
-        for line in lines:
-            fields = line.split()
-            if len(fields) != 2:
-                malformed += bool(line.strip())
-                continue
-            users.append(fields[0])
-            items.append(fields[1])
-    if not users:
+    for number, line in enumerate(text_lines(paths["inter"])):
+        if line is not None and not line.strip():
+            continue
+        fields = line.split() if line is not None else []
+        if len(fields) != 2:  # not UTF-8, or not `user item`
+            malformed += 1
+            continue
+        rows.add(fields[0], fields[1], float(number))
+    interactions = rows.frame()
+    if interactions.is_empty():
         raise DataError(f"{paths['inter']}: no 'user item' lines")
-    interactions = pl.DataFrame({"user": users, "item": items}).with_columns(
-        order=pl.int_range(pl.len()).cast(pl.Float64)
-    )
     item_table = read_item_table(paths["items"], "item_id", quote_char=None) if "items" in paths else None
-    return RawData(interactions, item_table, {"rows_read": len(users) + malformed, "rows_malformed": malformed})
+    return RawData(interactions, item_table, {"rows_read": interactions.height + malformed, "rows_malformed": malformed})

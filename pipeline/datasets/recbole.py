@@ -6,18 +6,12 @@ from pathlib import Path
 
 import polars as pl
 
-from .base import DataError, RawData, read_item_table
+from .base import RawData, read_item_table, read_table, require_columns
 
 
 def read(paths: dict[str, Path], spec: dict) -> RawData:
-    try:
-        inter = pl.read_csv(paths["inter"], separator="\t", quote_char='"', infer_schema=False)
-    except pl.exceptions.PolarsError as err:
-        raise DataError(f"{paths['inter']}: cannot parse as a RecBole .inter file: {err}") from err
-    inter = inter.rename({c: c.split(":", 1)[0] for c in inter.columns})
-    for column in ("user_id", "item_id"):
-        if column not in inter.columns:
-            raise DataError(f"{paths['inter']}: no '{column}' column (columns: {', '.join(inter.columns)})")
+    inter = read_table(paths["inter"], '"', typed_header=True)
+    require_columns(inter, paths["inter"], ("user_id", "item_id"))
     rows_read = inter.height
     if "timestamp" in inter.columns:
         order = pl.col("timestamp").cast(pl.Float64, strict=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from .base import DataError, RawData
-from .lines import LineReader, joined, text
+from .lines import InteractionBuffer, LineReader, joined, text
 
 
 def full_timestamp(date: str) -> str:
@@ -27,7 +27,7 @@ def full_timestamp(date: str) -> str:
 
 def read_reviews(path: Path, date_min: str, date_max: str) -> tuple[pl.DataFrame, dict]:
     low, high = full_timestamp(date_min), full_timestamp(date_max)
-    users, items, times = [], [], []
+    rows = InteractionBuffer()
     reader = LineReader(path)
     incomplete = outside = 0
     for review in reader:
@@ -40,14 +40,11 @@ def read_reviews(path: Path, date_min: str, date_max: str) -> tuple[pl.DataFrame
         if not low <= date <= high:
             outside += 1
             continue
-        users.append(user)
-        items.append(item)
-        times.append(seconds)
-    if not users:
+        rows.add(user, item, seconds)
+    frame = rows.frame()
+    if frame.is_empty():
         raise DataError(f"{path}: no review with user_id, business_id and a date in [{date_min}, {date_max}] "
                         f"({reader.lines} lines, {reader.malformed} malformed)")
-    frame = pl.DataFrame({"user": users, "item": items, "order": times},
-                         schema={"user": pl.String, "item": pl.String, "order": pl.Float64})
     return frame, {"rows_read": reader.lines, "rows_malformed": reader.malformed,
                    "rows_missing_fields": incomplete, "rows_outside_date_window": outside}
 

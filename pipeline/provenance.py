@@ -1,0 +1,35 @@
+"""The reproducibility record written into every metrics file: what produced the numbers
+(the configuration that matters for the run, package versions, the encoder's identity, the
+device) and which data (hashes of the source files and of the canonical interactions)."""
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .io import file_sha256, read_json
+
+PACKAGES = ("torch", "numpy", "polars", "pyarrow", "scikit-learn", "sentence-transformers", "transformers",
+            "hnswlib", "snakemake", "llmesr-pipeline")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def record(config: dict, device: str, interactions: Path, ingest_report: Path, embed_meta: Path | None) -> dict:
+    encoder = read_json(embed_meta).get("encoder") if embed_meta else None
+    return {
+        "config": config,
+        "packages": package_versions(),
+        "encoder": encoder,
+        "device": device,
+        "data": {"interactions_sha256": file_sha256(interactions),
+                 "source_sha256": read_json(ingest_report).get("source_sha256")},
+    }

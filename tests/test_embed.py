@@ -1,0 +1,34 @@
+"""The offline encoder, its identity, and the embedding cache."""
+import numpy as np
+import pytest
+
+from pipeline.datasets import DataError
+from pipeline.embed import encode_cached, model_identity, resolve_model
+
+TEXTS = ["The movie has following attributes: name is Kolya.", "A quiet documentary about bees.", "Space opera."]
+
+
+def test_default_encoder_is_the_packaged_model_and_has_an_identity():
+    identity = model_identity("default")
+    assert resolve_model("default").joinpath("modules.json").is_file()
+    assert identity["weights_file"] == "model.safetensors" and len(identity["weights_sha256"]) == 64
+    assert model_identity(identity["path"])["identity"] == identity["identity"]  # same files, same identity
+
+
+def test_a_model_path_that_is_not_a_model_is_refused(tmp_path):
+    with pytest.raises(DataError, match="not a local sentence-transformers model"):
+        resolve_model(str(tmp_path))
+
+
+def test_cache_encodes_only_new_texts_and_returns_the_same_vectors(tmp_path):
+    first, record = encode_cached(TEXTS, "default", 8, "cpu", tmp_path)
+    assert record["encoded"] == 3 and first.shape == (3, 384) and first.dtype == np.float32
+    again, record = encode_cached(TEXTS, "default", 8, "cpu", tmp_path)
+    assert record["encoded"] == 0 and record["from_cache"] == 3
+    np.testing.assert_array_equal(again, first)
+    changed = TEXTS[:2] + ["Space opera, director's cut."]
+    vectors, record = encode_cached(changed, "default", 8, "cpu", tmp_path)
+    assert record["encoded"] == 1
+    np.testing.assert_array_equal(vectors[:2], first[:2])
+    uncached, _ = encode_cached(changed, "default", 8, "cpu", None)
+    np.testing.assert_allclose(vectors, uncached, atol=1e-5)

@@ -1,0 +1,82 @@
+"""A training job killed mid-way and started again ends exactly where an uninterrupted run does."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+
+
+def write_inputs(folder, n_users=500, n_items=60, length=25):
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), length).astype(np.int32),
+                          "item": rng.integers(1, n_items + 1, n_users * length).astype(np.int32)})
+    frame.write_parquet(folder / "interactions.parquet")
+    pl.DataFrame({"item": np.arange(1, n_items + 1, dtype=np.int32)}).write_parquet(folder / "items.parquet")
+    targets = frame.group_by("user", maintain_order=True).agg(pl.col("item").get(length - 2))["item"].to_numpy()
+    candidates = np.concatenate([targets[:, None], rng.integers(1, n_items + 1, (n_users, 10))], axis=1)
+    np.savez(folder / "candidates.npz", valid=candidates, test=candidates)
+
+
+def train_command(folder, out):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    model = {**config["model"], "hidden_size": 32, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
+    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
+    options.update(seed=7, max_epochs=6, patience=50, device="cpu", batch_size=32)
+    return [sys.executable, "-m", "pipeline", "train", "--interactions", str(folder / "interactions.parquet"),
+            "--items", str(folder / "items.parquet"), "--candidates", str(folder / "candidates.npz"),
+            "--backbone", "sasrec", "--model", json.dumps(model), "--train", json.dumps(options),
+            "--out-checkpoint", str(out / "model.pt"), "--out-history", str(out / "history.json"), "--threads", "1"]
+
+
+def history_without_times(path):
+    history = json.loads(path.read_text())
+    return [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in history["epochs"]], history["best_epoch"]
+
+
+def test_killed_training_resumes_to_the_same_result(tmp_path):
+    write_inputs(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    whole.mkdir()
+    interrupted.mkdir()
+    subprocess.run(train_command(tmp_path, whole), check=True, env=env, capture_output=True)
+
+    process = subprocess.Popen(train_command(tmp_path, interrupted), env=env, stderr=subprocess.PIPE, text=True)
+    state = interrupted / "resume.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and torch.load(state, weights_only=False)["progress"]["epoch"] >= 2:
+            process.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert process.returncode == -signal.SIGTERM, "training should have been killed mid-way"
+    done = torch.load(state, weights_only=False)["progress"]["epoch"]
+    assert 2 <= done < 6 and not (interrupted / "model.pt").exists()
+
+    result = subprocess.run(train_command(tmp_path, interrupted), check=True, env=env, capture_output=True, text=True)
+    assert f"resuming after epoch {done}" in result.stderr
+    assert history_without_times(interrupted / "history.json") == history_without_times(whole / "history.json")
+    ours = torch.load(interrupted / "model.pt", weights_only=False)["state_dict"]
+    theirs = torch.load(whole / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert not state.exists(), "a finished run removes its resume state"
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+    write_inputs(tmp_path, n_users=60)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = train_command(tmp_path, tmp_path)
+    options = json.loads(command[command.index("--train") + 1])
+    torch.save({"fingerprint": "something else"}, tmp_path / "resume.pt")
+    result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+    assert "ignoring" in result.stderr and json.loads((tmp_path / "history.json").read_text())["epochs_run"] == options["max_epochs"]
