@@ -9,6 +9,7 @@ STAGES = {
     "ingest": "pipeline.ingest",
     "prompts": "pipeline.prompts",
     "embed": "pipeline.embed",
+    "embed-merge": "pipeline.embed:merge_main",
     "pca": "pipeline.reduce",
     "retrieve": "pipeline.retrieve",
     "split": "pipeline.split",
@@ -29,9 +30,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from .datasets import DataError
 
-    stage = importlib.import_module(STAGES[sys.argv[1]])
+    module, _, function = STAGES[sys.argv[1]].partition(":")
+    entry = getattr(importlib.import_module(module), function or "main")
     try:
-        stage.main(sys.argv[2:])
+        entry(sys.argv[2:])
     except DataError as err:  # bad input: a message for the user, not a traceback
         sys.exit(f"error: {err}")
 

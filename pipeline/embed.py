@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, help="embedding cache folder (none: no cache)")
+    parser.add_argument("--shard", type=int, default=0, help="with --shards: which contiguous slice of the prompts")
+    parser.add_argument("--shards", type=int, default=1)
     args = parser.parse_args(argv)
 
     import torch
@@ -155,10 +157,36 @@ def main(argv: list[str] | None = None) -> None:
     ids = prompts[prompts.columns[0]].to_numpy()
     if not np.array_equal(ids, np.arange(1, len(ids) + 1)):
         raise DataError(f"{args.prompts}: ids are not 1..N in order")
-    texts = prompts["text"].to_list()
+    start, stop = shard_bounds(len(ids), args.shard, args.shards)
+    texts = prompts["text"].to_list()[start:stop]
     vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
     log.info("%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d", len(texts), record["encoded"],
              record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1])
     save_npy(vectors, args.out)
     write_json({"model": args.model, "dim": int(vectors.shape[1]), "count": len(texts),
                 "device": resolve_device(args.device), **record}, args.meta)
+
+
+def shard_bounds(count: int, shard: int, shards: int) -> tuple[int, int]:
+    """[start, stop) of contiguous slice `shard` of `shards` near-equal slices of `count` rows."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    return shard * count // shards, (shard + 1) * count // shards
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """`python -m pipeline embed-merge SHARD.npy ... --out X.npy --meta X.json`: shards, in order."""
+    parser = argparse.ArgumentParser(prog="pipeline embed-merge", description=merge_main.__doc__)
+    parser.add_argument("shards", nargs="+", type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--meta", required=True, type=Path)
+    args = parser.parse_args(argv)
+    vectors = np.concatenate([np.load(path) for path in args.shards])
+    metas = [json.loads(path.with_suffix(".json").read_text()) for path in args.shards]
+    encoded, seconds = sum(m["encoded"] for m in metas), sum(m["seconds"] for m in metas)
+    merged = {**metas[0], "count": len(vectors), "encoded": encoded, "from_cache": sum(m["from_cache"] for m in metas),
+              "seconds": round(seconds, 3), "sentences_per_s": round(encoded / seconds, 2) if encoded else None,
+              "shards": len(metas)}
+    save_npy(vectors, args.out)
+    write_json(merged, args.meta)
+    log.info("merged %d shards: %d vectors", len(metas), len(vectors))

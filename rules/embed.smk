@@ -1,30 +1,80 @@
-rule embed:
-    """Prompts -> LLM embeddings ({kind} is items or users). The encoder is a param, so
-    changing it reruns this rule and everything downstream, nothing upstream."""
-    wildcard_constraints:
-        dataset=COMPUTED_DATASET,
-    input:
-        "results/{dataset}/prompts/{kind}.parquet",
-    output:
-        vectors="results/{dataset}/embed/{kind}.npy",
-        meta="results/{dataset}/embed/{kind}.json",
-    params:
-        model=config["embed"]["model"],
-        batch_size=config["embed"]["batch_size"],
-        device=config["embed"]["device"],
-        cache=f"--cache {config['embed']['cache']}" if config["embed"]["cache"] else "",
-    log:
-        "results/logs/{dataset}/embed_{kind}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/embed_{kind}.tsv"
-    threads: 8
-    resources:
-        mem_mb=8000,
-        runtime=240,
-    shell:
-        "python -m pipeline embed --prompts {input} --out {output.vectors} --meta {output.meta}"
-        " --model {params.model:q} --batch-size {params.batch_size} --device {params.device}"
-        " --threads {threads} {params.cache} > {log} 2>&1"
+EMBED_SHARDS = config["embed"]["shards"]
+
+
+def embed_command(prompts, out, meta, shard=0):
+    """The encoding command for all prompts or one of EMBED_SHARDS contiguous slices."""
+    cache = f"--cache {config['embed']['cache']}" if config["embed"]["cache"] else ""
+    sharding = f"--shard {shard} --shards {EMBED_SHARDS}" if EMBED_SHARDS > 1 else ""
+    return (f"python -m pipeline embed --prompts {prompts} --out {out} --meta {meta} --model {config['embed']['model']!r}"
+            f" --batch-size {config['embed']['batch_size']} --device {config['embed']['device']} {cache} {sharding}")
+
+
+if EMBED_SHARDS == 1:
+
+    rule embed:
+        """Prompts -> LLM embeddings ({kind} is items or users). The encoder is a param, so
+        changing it reruns this rule and everything downstream, nothing upstream."""
+        wildcard_constraints:
+            dataset=COMPUTED_DATASET,
+        input:
+            "results/{dataset}/prompts/{kind}.parquet",
+        output:
+            vectors="results/{dataset}/embed/{kind}.npy",
+            meta="results/{dataset}/embed/{kind}.json",
+        params:
+            command=lambda w, input, output: embed_command(input[0], output.vectors, output.meta),
+        log:
+            "results/logs/{dataset}/embed_{kind}.log",
+        benchmark:
+            "results/benchmarks/{dataset}/embed_{kind}.tsv"
+        threads: 8
+        resources:
+            mem_mb=8000,
+            runtime=240,
+            gpu=0,
+        shell:
+            "{params.command} --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule embed_shard:
+        """One of `embed.shards` contiguous slices of the prompts, its own job (scatter)."""
+        wildcard_constraints:
+            dataset=COMPUTED_DATASET,
+            shard=r"\d+",
+        input:
+            "results/{dataset}/prompts/{kind}.parquet",
+        output:
+            vectors="results/{dataset}/embed/shards/{kind}_{shard}.npy",
+            meta="results/{dataset}/embed/shards/{kind}_{shard}.json",
+        params:
+            command=lambda w, input, output: embed_command(input[0], output.vectors, output.meta, int(w.shard)),
+        log:
+            "results/logs/{dataset}/embed_{kind}_{shard}.log",
+        benchmark:
+            "results/benchmarks/{dataset}/embed_{kind}_{shard}.tsv"
+        threads: 8
+        resources:
+            mem_mb=8000,
+            runtime=240,
+            gpu=0,
+        shell:
+            "{params.command} --threads {threads} > {log} 2>&1"
+
+    rule embed:
+        """The shards of one embedding, in order, as one artifact (gather)."""
+        wildcard_constraints:
+            dataset=COMPUTED_DATASET,
+        input:
+            lambda w: [f"results/{w.dataset}/embed/shards/{w.kind}_{i}.npy" for i in range(EMBED_SHARDS)],
+        output:
+            vectors="results/{dataset}/embed/{kind}.npy",
+            meta="results/{dataset}/embed/{kind}.json",
+        log:
+            "results/logs/{dataset}/embed_{kind}.log",
+        localrule: True
+        shell:
+            "python -m pipeline embed-merge {input} --out {output.vectors} --meta {output.meta} > {log} 2>&1"
 
 
 rule pca:

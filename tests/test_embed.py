@@ -32,3 +32,34 @@ def test_cache_encodes_only_new_texts_and_returns_the_same_vectors(tmp_path):
     np.testing.assert_array_equal(vectors[:2], first[:2])
     uncached, _ = encode_cached(changed, "default", 8, "cpu", None)
     np.testing.assert_allclose(vectors, uncached, atol=1e-5)
+
+
+def test_shards_cover_every_row_once():
+    from pipeline.embed import shard_bounds
+
+    bounds = [shard_bounds(10, i, 3) for i in range(3)]
+    assert bounds == [(0, 3), (3, 6), (6, 10)]
+    with pytest.raises(ValueError):
+        shard_bounds(10, 3, 3)
+
+
+def test_sharded_embedding_equals_the_unsharded_one(tmp_path):
+    import polars as pl
+
+    from pipeline.embed import main as embed_main, merge_main
+
+    texts = [f"The item has following attributes: name is product number {i}; brand is {'x' * (i % 7)}." for i in range(23)]
+    pl.DataFrame({"item": list(range(1, 24)), "text": texts}).write_parquet(tmp_path / "prompts.parquet")
+    embed_main(["--prompts", str(tmp_path / "prompts.parquet"), "--out", str(tmp_path / "all.npy"),
+                "--meta", str(tmp_path / "all.json"), "--device", "cpu"])
+    shards = []
+    for shard in range(3):
+        out = tmp_path / f"shard_{shard}.npy"
+        embed_main(["--prompts", str(tmp_path / "prompts.parquet"), "--out", str(out), "--meta",
+                    str(out.with_suffix(".json")), "--device", "cpu", "--shard", str(shard), "--shards", "3",
+                    "--batch-size", "4"])
+        shards.append(str(out))
+    merge_main([*shards, "--out", str(tmp_path / "merged.npy"), "--meta", str(tmp_path / "merged.json")])
+    merged, whole = np.load(tmp_path / "merged.npy"), np.load(tmp_path / "all.npy")
+    assert merged.shape == whole.shape == (23, 384)
+    assert np.abs(merged - whole).max() < 1e-5

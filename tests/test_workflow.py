@@ -248,6 +248,12 @@ def test_every_backbone_and_variant_resolves_with_one_job_per_seed(tmp_path):
     assert planned["retrieve"] == 1 and planned["embed"] == 2
 
 
+def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
+    planned = job_counts(run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_metrics.json", "--config",
+                                       "embed={shards: 4}").stdout)
+    assert planned["embed_shard"] == 8 and planned["embed"] == 2  # items and users, 4 shards each, then merged
+
+
 def test_a_misspelt_variant_option_is_refused(tmp_path):
     (tmp_path / "v.yaml").write_text("variants:\n  mine:\n    llmesr:\n      alpah: 0.5\n")
     result = run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_mine_metrics.json", "--configfile", "v.yaml", check=False)
