@@ -1,11 +1,17 @@
-"""Benchmark the pipeline on a real dataset: runs the Snakemake workflow (ingest to both SASRec
-metrics files, default hyperparameters unless --max-epochs is given) in a work folder, then
-reads the per-job records it leaves behind (Snakemake's benchmark files, the embedding
-metadata, the training histories, the evaluation speed), prints a table and writes
-benchmarks/results/<dataset>.json.
+"""Benchmark the pipeline on a real dataset and the distance to what the hardware allows.
 
-    python benchmarks/run.py --dataset beauty             # needs ../shared/data/ready/beauty
-    python benchmarks/run.py --dataset beauty --max-epochs 3
+    python benchmarks/run.py --dataset beauty      # needs ../shared/data/ready/beauty
+
+Steps (each can be skipped):
+1. pipeline: the Snakemake workflow from ingest to both SASRec metrics files (default
+   hyperparameters, seed 42, a fresh work folder and no embedding cache) -> pipeline_wall_s,
+   seconds and peak memory per job, embedding and evaluation speed, retrieval time;
+2. embed: sentence-transformers called directly vs our embedding stage on the same texts;
+3. train: seconds per epoch (mean of --epochs epochs) for every backbone, plain and LLM-ESR,
+   and the FLOPs of one epoch counted by torch's FlopCounterMode -> train_gflops;
+4. retrieve: exact search vs hnswlib on the user embeddings (time and recall@100);
+5. matmul: this machine's float32 matrix-product rate (matmul_gflops).
+Prints a table and writes benchmarks/results/<dataset>.json.
 """
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
 
 DATASETS = {
     "beauty": {
@@ -38,85 +46,195 @@ DATASETS = {
         "user_item_column": "name",
     },
 }
+BACKBONES = ("sasrec", "gru4rec", "bert4rec")
 
 
 def snakemake(workdir: Path, *args: str) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
-    subprocess.run(command, cwd=workdir, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env,
+                   check=True)
 
 
-def read_benchmark(path: Path) -> dict:
-    with open(path) as handle:
-        row = next(csv.DictReader(handle, delimiter="\t"))
-    return {"s": float(row["s"]), "max_rss_mb": float(row["max_rss"]) if row["max_rss"] != "-" else None}
+def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict) -> float:
+    config = {"datasets": {dataset: DATASETS[dataset]}, "targets": {"datasets": [dataset]},
+              "train": {"seed": 42}, "embed": {"cache": None}}
+    for key, value in extra_config.items():
+        config.setdefault(key, {}).update(value)
+    (workdir / "benchmark.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/{dataset}_sasrec_metrics.json", f"results/{dataset}_sasrec_base_metrics.json"]
+    started = time.perf_counter()
+    snakemake(workdir, "--cores", str(cores), *targets, "--configfile", "benchmark.yaml")
+    return time.perf_counter() - started
 
 
-def collect(workdir: Path, dataset: str) -> dict:
+def pipeline_figures(workdir: Path, dataset: str) -> dict:
     results = workdir / "results"
-    stages = {path.stem: read_benchmark(path) for path in sorted((results / "benchmarks" / dataset).glob("*.tsv"))}
-    embed = {kind: json.loads((results / dataset / "embed" / f"{kind}.json").read_text()) for kind in ("items", "users")}
+    stages = {}
+    for path in sorted((results / "benchmarks" / dataset).glob("*.tsv")):
+        with open(path) as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        stages[path.stem] = {"s": float(row["s"]), "max_rss_mb": None if row["max_rss"] == "-" else float(row["max_rss"])}
+    embed = [json.loads((results / dataset / "embed" / f"{kind}.json").read_text()) for kind in ("items", "users")]
     runs = {}
     for variant in ("base", "llmesr"):
         run = results / dataset / "runs" / f"sasrec_{variant}_seed42"
         history = json.loads((run / "history.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())
-        runs[variant] = {
-            "train_epoch_s": history["mean_epoch_seconds"],
-            "epochs_run": history["epochs_run"],
-            "best_epoch": history["best_epoch"],
-            "eval_users_per_s": metrics["eval_users_per_s"],
-            "groups": metrics["groups"],
-        }
-    sentences = sum(e["count"] for e in embed.values())
-    seconds = sum(e["seconds"] for e in embed.values())
+        runs[f"sasrec_{variant}"] = {"train_epoch_s": history["mean_epoch_seconds"], "epochs_run": history["epochs_run"],
+                                     "best_epoch": history["best_epoch"], "eval_users_per_s": metrics["eval_users_per_s"],
+                                     "groups": metrics["groups"], "full_ranking": metrics["full_ranking"]["groups"]}
+    encoded, seconds = sum(e["encoded"] for e in embed), sum(e["seconds"] for e in embed)
     return {
-        "dataset": dataset,
         "stages": stages,
-        "embed_sentences_per_s": round(sentences / seconds, 1),
-        "train_epoch_s": {f"sasrec_{v}": r["train_epoch_s"] for v, r in runs.items()},
-        "eval_users_per_s": {f"sasrec_{v}": r["eval_users_per_s"] for v, r in runs.items()},
         "peak_rss_mb": max(s["max_rss_mb"] or 0 for s in stages.values()),
-        "runs": runs,
+        "pipeline_embed_sentences_per_s": round(encoded / seconds, 1),
+        "retrieve_s": json.loads((results / dataset / "retrieve" / "report.json").read_text())["seconds"],
+        "eval_users_per_s": runs["sasrec_llmesr"]["eval_users_per_s"],
+        "pipeline_runs": runs,
     }
+
+
+def embed_figures(workdir: Path, dataset: str, sample: int) -> dict:
+    import polars as pl
+    import torch
+
+    from pipeline.embed import encode_cached, load_encoder
+
+    rng = np.random.default_rng(0)
+    texts = []
+    for kind in ("items", "users"):
+        prompts = pl.read_parquet(workdir / "results" / dataset / "prompts" / f"{kind}.parquet")["text"].to_list()
+        texts += [prompts[i] for i in rng.choice(len(prompts), size=min(sample // 2, len(prompts)), replace=False)]
+    torch.set_num_threads(os.cpu_count())
+    encoder = load_encoder("default", "cpu")
+    encoder.encode(texts[:64], batch_size=64)  # warm-up
+    started = time.perf_counter()
+    encoder.encode(texts, batch_size=64, convert_to_numpy=True)
+    raw = len(texts) / (time.perf_counter() - started)
+    _, record = encode_cached(texts, "default", 64, "cpu", None)
+    ours = record["sentences_per_s"]
+    return {"embed_sentences_per_s": ours, "embed_raw_sentences_per_s": round(raw, 1),
+            "embed_ratio_to_raw": round(ours / raw, 3), "embed_sample": len(texts)}
+
+
+def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> dict:
+    import polars as pl
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipeline.data import Sequences
+    from pipeline.train import train
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    results = workdir / "results" / dataset
+    items = pl.read_parquet(results / "ingest" / "items.parquet")
+    sequences = Sequences.from_interactions(pl.read_parquet(results / "ingest" / "interactions.parquet"), items.height)
+    valid = np.load(results / "split" / "candidates.npz")["valid"]
+    arrays = {"llm_items": np.load(results / "embed" / "items.npy"), "pca_items": np.load(results / "pca" / "items.npy"),
+              "neighbours": np.load(results / "retrieve" / "neighbours.npy")}
+    torch.set_num_threads(os.cpu_count())
+    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
+    figures = {}
+    for backbone in BACKBONES:
+        for variant in ("base", "llmesr"):
+            name = f"{backbone}_{variant}"
+            if only and name not in only:
+                continue
+            model = {k: v for k, v in config["model"].items()}
+            model["llmesr"] = {**model["llmesr"], "enabled": variant == "llmesr"}
+            data = arrays if variant == "llmesr" else {}
+            _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
+                               sequences, valid, torch.device("cpu"), **data)
+            with FlopCounterMode(display=False) as counter:
+                train(backbone, model, {**options, "seed": 42, "max_epochs": 1, "patience": 1}, sequences, valid,
+                      torch.device("cpu"), **data)
+            seconds = history["mean_epoch_seconds"]
+            flops = counter.get_total_flops()
+            figures[name] = {"train_epoch_s": seconds, "epoch_gflop": round(flops / 1e9, 2),
+                             "train_gflops": round(flops / 1e9 / seconds, 2)}
+            print(f"  {name}: {seconds:.1f} s/epoch, {flops / 1e9:.1f} GFLOP/epoch", flush=True)
+    return figures
+
+
+def retrieve_figures(workdir: Path, dataset: str) -> dict:
+    import torch
+
+    from pipeline.retrieve import exact_neighbours, hnsw_neighbours, recall_against_exact
+
+    torch.set_num_threads(os.cpu_count())
+    vectors = np.load(workdir / "results" / dataset / "embed" / "users.npy")
+    started = time.perf_counter()
+    exact_neighbours(vectors, 100)
+    exact_s = time.perf_counter() - started
+    started = time.perf_counter()
+    found = hnsw_neighbours(vectors, 100, 32, 200, 200, 42, os.cpu_count())
+    hnsw_s = time.perf_counter() - started
+    return {"users": len(vectors), "exact_s": round(exact_s, 2), "hnsw_s": round(hnsw_s, 2),
+            "hnsw_recall_at_100": round(recall_against_exact(vectors, found, 1000, 42), 4)}
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return round(2 * size**3 * repeats / (time.perf_counter() - started) / 1e9, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
-    parser.add_argument("--workdir", type=Path, help="reuse this work folder (default: benchmarks/results/work-<dataset>)")
-    parser.add_argument("--max-epochs", type=int, help="cap training epochs (default: the config's 200 with early stopping)")
+    parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "matmul"])
+    parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
+    parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
+    parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
+    parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
-    spec = DATASETS[args.dataset]
-    if not Path(next(v for k, v in spec.items() if k in ("sequences", "inter"))).exists():
-        sys.exit(f"the {args.dataset} data is not under {SHARED}")
     workdir = (args.workdir or REPO / "benchmarks" / "results" / f"work-{args.dataset}").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    config = {"datasets": {args.dataset: spec}, "targets": {"datasets": [args.dataset]}}
-    if args.max_epochs:
-        config["train"] = {"max_epochs": args.max_epochs}
-    (workdir / "benchmark.yaml").write_text(yaml.safe_dump(config))
-    targets = [f"results/{args.dataset}_sasrec_metrics.json", f"results/{args.dataset}_sasrec_base_metrics.json"]
-    started = time.perf_counter()
-    snakemake(workdir, "--cores", str(args.cores), *targets, "--configfile", "benchmark.yaml")
-    wall = time.perf_counter() - started
-
-    report = collect(workdir, args.dataset)
-    report.update(pipeline_wall_s=round(wall, 1), cores=args.cores, max_epochs=args.max_epochs)
     out = REPO / "benchmarks" / "results" / f"{args.dataset}.json"
+    report = json.loads(out.read_text()) if out.exists() else {}
+    report.update(dataset=args.dataset, cores=args.cores)
+    if "pipeline" not in args.skip:
+        print("pipeline ...", flush=True)
+        report["pipeline_wall_s"] = round(run_pipeline(workdir, args.dataset, args.cores, json.loads(args.config)), 1)
+        report.update(pipeline_figures(workdir, args.dataset))
+    if "embed" not in args.skip:
+        print("embed ...", flush=True)
+        report.update(embed_figures(workdir, args.dataset, args.embed_sample))
+    if "train" not in args.skip:
+        print("train ...", flush=True)
+        figures = train_figures(workdir, args.dataset, args.epochs, args.models)
+        report.setdefault("train_epoch_s", {}).update({k: v["train_epoch_s"] for k, v in figures.items()})
+        report.setdefault("train_gflops", {}).update({k: v["train_gflops"] for k, v in figures.items()})
+        report.setdefault("train_epoch_gflop", {}).update({k: v["epoch_gflop"] for k, v in figures.items()})
+    if "retrieve" not in args.skip:
+        print("retrieve ...", flush=True)
+        report["retrieval"] = retrieve_figures(workdir, args.dataset)
+    if "matmul" not in args.skip:
+        report["matmul_gflops"] = matmul_gflops()
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\n{args.dataset}: pipeline wall time {wall:.0f} s on {args.cores} cores")
-    print(f"{'stage':<36}{'seconds':>10}{'peak RSS MB':>14}")
-    for stage, values in report["stages"].items():
-        print(f"{stage:<36}{values['s']:>10.1f}{values['max_rss_mb'] or 0:>14.0f}")
-    print(f"{'embedding sentences/s':<36}{report['embed_sentences_per_s']:>10}")
-    for name, value in report["train_epoch_s"].items():
-        print(f"{'train s/epoch ' + name:<36}{value:>10}")
-    for name, value in report["eval_users_per_s"].items():
-        print(f"{'eval users/s ' + name:<36}{value:>10}")
+    print(f"\n{args.dataset} on {args.cores} cores")
+    rows = [("pipeline wall time (s)", report.get("pipeline_wall_s")),
+            ("peak RSS over jobs (MB)", report.get("peak_rss_mb")),
+            ("embedding, ours (sentences/s)", report.get("embed_sentences_per_s")),
+            ("embedding, sentence-transformers direct (sentences/s)", report.get("embed_raw_sentences_per_s")),
+            ("retrieval in the pipeline (s)", report.get("retrieve_s")),
+            ("eval users/s sampled / full", report.get("eval_users_per_s")),
+            ("matmul (GFLOP/s)", report.get("matmul_gflops"))]
+    rows += [(f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})") for k, v in report.get("train_epoch_s", {}).items()]
+    rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
+    for name, value in rows:
+        print(f"{name:<56}{value}")
     print(f"written to {out}")
 
 

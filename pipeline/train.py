@@ -6,8 +6,11 @@ the mean of the model's own representations of its `num_similar_users` most simi
 (their training sequences), computed without gradient in one forward over the distinct
 neighbours of the batch; the student is the user's representation from the same forward that
 gives the recommendation loss. Loss = BCE + alpha * MSE(student, teacher).
-`distill_teacher: epoch_cache` instead takes the neighbours' representations from a cache
-computed once per epoch (several times cheaper; the teacher lags by up to an epoch).
+That is `model.llmesr.teacher: batch` (the authors' way, dropout included). The default,
+`epoch_cache`, takes the neighbours' representations from a cache computed once per epoch in
+evaluation mode: several times cheaper (each user is a neighbour of about ten others, so the
+per-batch teacher encodes every user about ten times per epoch); the teacher lags by up to an
+epoch. benchmarks/ measures both.
 
 Resumable: the state after every epoch (model, optimizer, random generators, early-stopping
 state) is saved atomically to `resume.pt` beside the outputs; a killed run started again
@@ -74,7 +77,7 @@ def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbour
 
 @torch.no_grad()
 def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device) -> torch.Tensor:
-    """`distill_teacher: epoch_cache`: every user's representation of its training input,
+    """`teacher: epoch_cache`: every user's representation of its training input,
     computed once at the start of an epoch (evaluation mode, so without dropout noise)."""
     was_training = model.training
     model.eval()
@@ -166,8 +169,9 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
     max_len, batch_size = model_options["max_len"], options["batch_size"]
     distill = model_options["llmesr"]["enabled"] and llmesr_config(model_options).alpha > 0
     if distill:
-        alpha, count = llmesr_config(model_options).alpha, llmesr_config(model_options).num_similar_users
-        similar = neighbours[:, :count].astype(np.int64) - 1
+        llmesr = llmesr_config(model_options)
+        alpha, teacher_mode = llmesr.alpha, llmesr.teacher
+        similar = neighbours[:, : llmesr.num_similar_users].astype(np.int64) - 1
     users = training_users(objective, sequences)
     # Masked training sees every user twice per epoch: randomly masked, and last item masked.
     copies = 2 if objective == "masked" else 1
@@ -185,7 +189,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         started = time.perf_counter()
         totals = np.zeros(3)
         batches = 0
-        if distill and options["distill_teacher"] == "epoch_cache":
+        if distill and teacher_mode == "epoch_cache":
             cached = cached_representations(model, sequences, max_len, device)
         for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
             rows, last_only = users[picked % len(users)], picked >= len(users)
@@ -197,7 +201,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             rec = bce_loss(states, targets, negatives, model)
             loss, sd = rec, torch.zeros((), device=device)
             if distill:
-                if options["distill_teacher"] == "epoch_cache":
+                if teacher_mode == "epoch_cache":
                     teacher, has = cached_teacher(cached, sequences, similar[rows])
                 else:
                     teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)

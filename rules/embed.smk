@@ -1,4 +1,5 @@
 EMBED_SHARDS = config["embed"]["shards"]
+EMBED_OPTIONS = as_json({k: config["embed"][k] for k in ("model", "batch_size", "device")})
 
 
 def embed_command(prompts, out, meta, shard=0):
@@ -22,6 +23,8 @@ if EMBED_SHARDS == 1:
             vectors="results/{dataset}/embed/{kind}.npy",
             meta="results/{dataset}/embed/{kind}.json",
         params:
+            # Plain values, so that changing them reruns the rule (and what follows).
+            encoder=EMBED_OPTIONS,
             command=lambda w, input, output: embed_command(input[0], output.vectors, output.meta),
         log:
             "results/logs/{dataset}/embed_{kind}.log",
@@ -48,6 +51,7 @@ else:
             vectors="results/{dataset}/embed/shards/{kind}_{shard}.npy",
             meta="results/{dataset}/embed/shards/{kind}_{shard}.json",
         params:
+            encoder=EMBED_OPTIONS,
             command=lambda w, input, output: embed_command(input[0], output.vectors, output.meta, int(w.shard)),
         log:
             "results/logs/{dataset}/embed_{kind}_{shard}.log",

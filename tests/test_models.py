@@ -10,7 +10,7 @@ from conftest import REPO
 from pipeline.data import Sequences
 from pipeline.models import build_model
 from pipeline.models.llmesr import LLMESR
-from pipeline.train import bce_loss, distillation_teacher, train
+from pipeline.train import bce_loss, cached_representations, cached_teacher, distillation_teacher, train
 
 N_ITEMS, LLM_DIM = 30, 24
 
@@ -108,11 +108,17 @@ def test_distillation_uses_the_retrieved_users():
     model = llmesr_model(dropout=0.0)
     seqs = user_sequences()
     student = model.sequence_states(torch.from_numpy(seqs.padded(np.array([0]), 3, 20)))[:, -1]
-    losses = []
-    for neighbours in (np.array([[1, 2, 3]]), np.array([[4, 5, 6]])):
-        teacher, _ = distillation_teacher(model, seqs, neighbours, 20, torch.device("cpu"))
-        losses.append(torch.nn.functional.mse_loss(student, teacher).item())
-    assert losses[0] != pytest.approx(losses[1])
+    cached = cached_representations(model, seqs, 20, torch.device("cpu"))
+    for make_teacher in (lambda n: distillation_teacher(model, seqs, n, 20, torch.device("cpu")),
+                         lambda n: cached_teacher(cached, seqs, n)):
+        losses = []
+        for neighbours in (np.array([[1, 2, 3]]), np.array([[4, 5, 6]])):
+            teacher, _ = make_teacher(neighbours)
+            losses.append(torch.nn.functional.mse_loss(student, teacher).item())
+        assert losses[0] != pytest.approx(losses[1])
+    # the cache holds each user's representation of its training input, as the batch teacher computes it
+    torch.testing.assert_close(cached_teacher(cached, seqs, np.array([[1, 2]]))[0],
+                               distillation_teacher(model, seqs, np.array([[1, 2]]), 20, torch.device("cpu"))[0])
 
 
 def test_training_is_deterministic_and_uses_distillation():
@@ -138,7 +144,9 @@ def test_epoch_cache_teacher_trains_and_differs_from_the_exact_one():
     neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
     losses = {}
     for teacher in ("batch", "epoch_cache"):
-        _, history = train("sasrec", model_options(), train_options(seed=3, max_epochs=2, distill_teacher=teacher),
+        options = model_options()
+        options["llmesr"]["teacher"] = teacher
+        _, history = train("sasrec", options, train_options(seed=3, max_epochs=2),
                            seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
         losses[teacher] = [e["distill_loss"] for e in history["epochs"]]
     assert all(v > 0 for v in losses["epoch_cache"]) and losses["epoch_cache"] != losses["batch"]

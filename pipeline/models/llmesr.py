@@ -40,6 +40,7 @@ class LLMESRConfig:
     id_init: str = "pca"  # "pca" or "random"
     alpha: float = 0.1  # weight of the self-distillation term; 0 switches it off
     num_similar_users: int = 10
+    teacher: str = "epoch_cache"  # or "batch"; used by the training loop
 
     def __post_init__(self):
         if not (self.collaborative_view or self.semantic_view):
@@ -48,6 +49,8 @@ class LLMESRConfig:
             raise ValueError(f"adapter_layers must be 1 or 2, not {self.adapter_layers}")
         if self.id_init not in ("pca", "random"):
             raise ValueError(f"id_init must be 'pca' or 'random', not {self.id_init!r}")
+        if self.teacher not in ("epoch_cache", "batch"):
+            raise ValueError(f"teacher must be 'epoch_cache' or 'batch', not {self.teacher!r}")
 
     @property
     def mixes_views(self) -> bool:
