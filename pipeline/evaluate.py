@@ -123,6 +123,16 @@ def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, d
     return model.to(device), state
 
 
+def load_for_scoring(checkpoint: Path, interactions: Path, items: Path, device: str, threads: int):
+    """(model, checkpoint state, item table, sequences, device) for the scoring commands."""
+    torch.set_num_threads(threads)
+    resolved = resolve_device(device)
+    model, state = load_run(checkpoint, resolved)
+    item_table = pl.read_parquet(items)
+    sequences = Sequences.from_interactions(pl.read_parquet(interactions), item_table.height)
+    return model, state, item_table, sequences, resolved
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,11 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    model, state = load_run(args.checkpoint, device)
-    item_table = pl.read_parquet(args.items)
-    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), item_table.height)
+    model, state, item_table, sequences, device = load_for_scoring(args.checkpoint, args.interactions, args.items,
+                                                                   args.device, args.threads)
     candidates = np.load(args.candidates)["test"]
     groups = pl.read_parquet(args.groups)
     stats = read_json(args.stats)

@@ -12,8 +12,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from .data import Sequences
-from .evaluate import full_ranking, load_run, representations, resolve_device
+from .evaluate import full_ranking, load_for_scoring, representations
 from .io import write_parquet
 
 log = logging.getLogger(__name__)
@@ -31,11 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    model, state = load_run(args.checkpoint, device)
-    item_table = pl.read_parquet(args.items)
-    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), item_table.height)
+    model, state, item_table, sequences, device = load_for_scoring(args.checkpoint, args.interactions, args.items,
+                                                                   args.device, args.threads)
     users, items = representations(model, sequences, 0, state["model"]["max_len"], device)
     _, top = full_ranking(users, items, sequences, 0, None, args.k)
     scores = torch.einsum("ud,ukd->uk", users, items[torch.from_numpy(top).to(device)]).cpu().numpy()
