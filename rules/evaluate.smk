@@ -71,6 +71,10 @@ rule aggregate:
         "python -m pipeline aggregate {input} --out {output} > {log} 2>&1"
 
 
+localrules:
+    aggregate_default,  # `use rule` does not carry over `localrule: True`
+
+
 use rule aggregate as aggregate_default with:
     output:
         "results/{dataset}_{backbone}_metrics.json",

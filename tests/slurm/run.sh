@@ -14,6 +14,7 @@
 #   PYTHON               the project's interpreter [<repo>/.venv/bin/python]
 #   SLURM_TEST_BUDGET    seconds the whole test may take, installs included [780]
 #   SLURM_TEST_KEEP=1    keep the temp folder (logs, results) for a look afterwards
+#   SLURM_TEST_ARGS      extra snakemake options for the Slurm run, e.g. "--verbose"
 # Needs snakemake-executor-plugin-slurm==2.8.0 in that interpreter's environment.
 set -euo pipefail
 
@@ -69,7 +70,7 @@ log "$(slurmctld -V), munge $(munged --version 2>&1 | awk '{print $1}' | sed 's/
     "snakemake-executor-plugin-slurm $("$PY" -c 'import importlib.metadata as m; print(m.version("snakemake-executor-plugin-slurm"))')"
 
 # ---------------------------------------------------------------- temp folder and cleanup
-TMP=$(mktemp -d /tmp/snakemake-slurm-test.XXXXXX)
+TMP=$(mktemp -d /tmp/snakemake-slurm-test.XXXXXX) # short: the munge socket path has a length limit
 chmod 711 "$TMP" # munged wants the socket's folders traversable
 mkdir -p "$TMP"/{etc,state,spool,munge,bin,local,slurm}
 chmod 711 "$TMP/munge"
@@ -167,6 +168,9 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MinJobAge=3600
+# Refuse at submission what this node can never run (too many CPUs, too much memory, a second
+# GPU) instead of leaving it pending for ever.
+EnforcePartLimits=ALL
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
@@ -212,6 +216,7 @@ bounded 60 bash -c 'until scontrol ping 2>/dev/null | grep -q "is UP"; do sleep 
 
 slurmd -D >"$TMP/slurmd.out" 2>&1 &
 PIDS+=($!)
+# shellcheck disable=SC2016 # expanded by the inner bash
 bounded 90 bash -c 'until [[ $(sinfo -h -N -o %T 2>/dev/null) == idle ]]; do sleep 1; done' ||
     fail "node $HOST not idle in sinfo: $(sinfo -h -N -o '%T %E' 2>&1); $(tail -n 5 "$TMP/slurmd.out")"
 log "node $HOST idle: $(sinfo -h -N -o 'CPUs=%c Memory=%mMB Gres=%G Partition=%P')"
@@ -242,18 +247,24 @@ done
 VENV_BIN=$(dirname "$PY")
 
 log "local run: --cores $CPUS"
+rc=0
 (cd "$TMP/local" && PATH="$VENV_BIN:$PATH" bounded 420 "$PY" -m snakemake -s "$REPO/Snakefile" "${TARGETS[@]}" \
-    --cores "$CPUS" --configfile test.yaml >run.log 2>&1) || fail "the local run failed (log: $TMP/local/run.log)"
+    --cores "$CPUS" --configfile test.yaml >run.log 2>&1) || rc=$?
+((rc != 124 && rc != 137)) || fail "the local run timed out"
+((rc == 0)) || fail "the local run failed (log: $TMP/local/run.log)"
 
 # Same thread counts as the local run: --cores 2 caps every rule's threads at 2 there,
 # --max-threads 2 does it here (the profile's cpus_per_task follows threads).
 # --resources mem_mb caps each job's memory request at what the node has (a no-op on big
 # machines). Status by squeue (no slurmdbd here, see the profile), polled every 5 s.
 log "Slurm run: --workflow-profile profiles/slurm"
+# shellcheck disable=SC2086 # SLURM_TEST_ARGS: several options, split on purpose
 (cd "$TMP/slurm" && PATH="$TMP/bin:$VENV_BIN:$PATH" bounded 600 "$PY" -m snakemake -s "$REPO/Snakefile" "${TARGETS[@]}" \
     --workflow-profile "$REPO/profiles/slurm" --max-threads "$CPUS" --resources mem_mb="$MEM_MB" \
     --slurm-status-command squeue --slurm-init-seconds-before-status-checks 5 --slurm-keep-successful-logs \
-    --configfile test.yaml >run.log 2>&1) || fail "the Slurm run failed (log: $TMP/slurm/run.log)"
+    ${SLURM_TEST_ARGS:-} --configfile test.yaml >run.log 2>&1) || rc=$?
+((rc != 124 && rc != 137)) || fail "the Slurm run timed out (jobs pending or job states not seen; log: $TMP/slurm/run.log)"
+((rc == 0)) || fail "the Slurm run failed (log: $TMP/slurm/run.log)"
 
 # ---------------------------------------------------------------- checks
 log "checking the Slurm jobs and comparing the metrics"
@@ -271,7 +282,10 @@ slurm_log = (tmp / "slurm" / "run.log").read_text()
 local_log = (tmp / "local" / "run.log").read_text()
 
 # 1. Every job the run submitted is a COMPLETED Slurm job of this run, on this node.
-run_id = re.search(r"SLURM run ID: (\S+)", slurm_log).group(1)
+run_id = re.search(r"SLURM run ID: (\S+)", slurm_log)
+if run_id is None:
+    sys.exit("the Slurm run's log has no 'SLURM run ID': did it use the slurm executor?")
+run_id = run_id.group(1)
 submitted = {}
 for m in re.finditer(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", slurm_log):
     submitted[m.group(1)] = m.group(2)
