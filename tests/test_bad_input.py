@@ -3,7 +3,6 @@ problem, or rows dropped and counted in the ingest report. Nothing is lost silen
 import gzip
 import json
 
-import polars as pl
 import pytest
 
 from pipeline.datasets import DataError, read_dataset, with_defaults

@@ -9,7 +9,6 @@ import yaml
 from conftest import REPO
 from pipeline.data import Sequences
 from pipeline.models import build_model
-from pipeline.models.llmesr import LLMESR
 from pipeline.train import bce_loss, cached_representations, cached_teacher, distillation_teacher, train
 
 N_ITEMS, LLM_DIM = 30, 24

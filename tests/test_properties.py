@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import polars as pl
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

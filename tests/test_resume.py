@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import polars as pl
-import pytest
 import torch
 import yaml
 
