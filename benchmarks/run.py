@@ -10,7 +10,9 @@ Steps (each can be skipped):
 3. train: seconds per epoch (mean of --epochs epochs) for every backbone, plain and LLM-ESR,
    and the FLOPs of one epoch counted by torch's FlopCounterMode -> train_gflops;
 4. retrieve: exact search vs hnswlib on the user embeddings (time and recall@100);
-5. matmul: this machine's float32 matrix-product rate (matmul_gflops).
+5. eval: users scored per second under both protocols by the trained seed-42 models of step 1
+   (or of an earlier run in --workdir), on a quiet machine;
+6. matmul: this machine's float32 matrix-product rate (matmul_gflops).
 Prints a table and writes benchmarks/results/<dataset>.json.
 """
 from __future__ import annotations
@@ -173,6 +175,35 @@ def retrieve_figures(workdir: Path, dataset: str) -> dict:
             "hnsw_recall_at_100": round(recall_against_exact(vectors, found, 1000, 42), 4)}
 
 
+def eval_figures(workdir: Path, dataset: str) -> dict:
+    import torch
+
+    from pipeline.data import TEST_INPUT_CUT
+    from pipeline.evaluate import full_ranking, load_for_scoring, representations, sampled_ranks
+
+    results = workdir / "results" / dataset
+    candidates = np.load(results / "split" / "candidates.npz")["test"]
+    figures = {}
+    for run in sorted((results / "runs").glob("*_seed42")):
+        if not (run / "model.pt").exists():
+            continue
+        model, state, _, sequences, device = load_for_scoring(run / "model.pt", results / "ingest" / "interactions.parquet",
+                                                              results / "ingest" / "items.parquet", "cpu", os.cpu_count())
+        with torch.no_grad():
+            started = time.perf_counter()
+            users, items = representations(model, sequences, TEST_INPUT_CUT, state["model"]["max_len"], device)
+            represent_s = time.perf_counter() - started
+            started = time.perf_counter()
+            sampled_ranks(users, items, candidates)
+            sampled_s = time.perf_counter() - started + represent_s
+            started = time.perf_counter()
+            full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], 20)
+            full_s = time.perf_counter() - started + represent_s
+        n = len(candidates)
+        figures[run.name.removesuffix("_seed42")] = {"sampled": round(n / sampled_s, 1), "full_ranking": round(n / full_s, 1)}
+    return figures
+
+
 def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
     import torch
 
@@ -189,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "matmul"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
     parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
@@ -218,6 +249,12 @@ def main() -> None:
     if "retrieve" not in args.skip:
         print("retrieve ...", flush=True)
         report["retrieval"] = retrieve_figures(workdir, args.dataset)
+        if "pipeline" in args.skip:  # the pipeline's default method at this size (retrieve.method: auto)
+            report["retrieve_s"] = report["retrieval"]["exact_s" if report["retrieval"]["users"] <= 100_000 else "hnsw_s"]
+    if "eval" not in args.skip:
+        print("eval ...", flush=True)
+        report["eval_users_per_s_by_model"] = eval_figures(workdir, args.dataset)
+        report["eval_users_per_s"] = report["eval_users_per_s_by_model"].get("sasrec_llmesr", report.get("eval_users_per_s"))
     if "matmul" not in args.skip:
         report["matmul_gflops"] = matmul_gflops()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +269,8 @@ def main() -> None:
             ("eval users/s sampled / full", report.get("eval_users_per_s")),
             ("matmul (GFLOP/s)", report.get("matmul_gflops"))]
     rows += [(f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})") for k, v in report.get("train_epoch_s", {}).items()]
+    rows += [(f"eval users/s sampled / full, {k}", f"{v['sampled']} / {v['full_ranking']}")
+             for k, v in report.get("eval_users_per_s_by_model", {}).items()]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
         print(f"{name:<56}{value}")
