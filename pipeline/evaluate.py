@@ -108,7 +108,8 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
         scores[torch.from_numpy(which).to(device), torch.from_numpy(seen).to(device)] = -torch.inf
         if targets is not None:
             scores[local, target] = target_scores
-            ranks.append(((scores >= target_scores[:, None]).sum(dim=1) - 1).cpu())
+            beaten = (scores >= target_scores[:, None]) | scores.isnan() | target_scores[:, None].isnan()
+            ranks.append((beaten.sum(dim=1) - 1).cpu())
         top.append(scores.topk(k, dim=1).indices.cpu())
     return (torch.cat(ranks).numpy() if ranks else None), torch.cat(top).numpy()
 

@@ -162,8 +162,8 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
     rng = np.random.default_rng(seed)
     as_tensor = (lambda a: None if a is None else torch.from_numpy(a))
     model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items)).to(device)
-    optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad),
-                                 lr=options["lr"], weight_decay=options["weight_decay"])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=options["lr"], weight_decay=options["weight_decay"])
     objective = BACKBONES[backbone].objective
     mask_prob = getattr(backbone_config(backbone, model_options), "mask_prob", 0.0)
     max_len, batch_size = model_options["max_len"], options["batch_size"]
@@ -188,7 +188,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         model.train()
         started = time.perf_counter()
         totals = np.zeros(3)
-        batches = 0
+        batches = skipped = 0
         if distill and teacher_mode == "epoch_cache":
             cached = cached_representations(model, sequences, max_len, device)
         for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
@@ -210,10 +210,21 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
                     loss = rec + alpha * sd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
+                # One non-finite gradient turns every weight into NaN for good (seen once in GRU4Rec's
+                # backward on a batch of 200-item sequences): skip that step, count it, go on.
+                skipped += 1
+                continue
             optimizer.step()
             totals += (loss.item(), rec.item(), sd.item())
             batches += 1
         train_seconds = time.perf_counter() - started
+        if skipped:
+            log.warning("epoch %d: skipped %d of %d steps with a non-finite loss or gradient", epoch, skipped,
+                        batches + skipped)
+        if batches == 0:
+            raise RuntimeError(f"training diverged: every step of epoch {epoch} had a non-finite loss or gradient; "
+                               "lower train.lr")
 
         started = time.perf_counter()
         ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
@@ -221,7 +232,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         eval_seconds = time.perf_counter() - started
         loss, rec, sd = totals / max(batches, 1)
         progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
-                                 "valid_HR@10": hr, "valid_NDCG@10": ndcg,
+                                 "valid_HR@10": hr, "valid_NDCG@10": ndcg, "skipped_steps": skipped,
                                  "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
         progress.epoch = epoch
         if ndcg > progress.best_ndcg:

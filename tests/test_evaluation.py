@@ -46,6 +46,15 @@ def test_full_ranking_excludes_history_keeps_the_target_and_matches_brute_force(
     assert kept_in_history > 0, "the random data should hold targets that are also in the history"
 
 
+def test_a_user_with_nan_scores_gets_the_worst_full_ranking_rank():
+    users, items, seqs, _ = random_setup(3)
+    targets = seqs.targets(np.arange(40), 1)
+    users[5] = float("nan")
+    ranks, _ = full_ranking(users, items, seqs, 1, targets, k=5)
+    assert ranks[5] == seqs.n_items  # below every item (ids 1..n_items) and the padding column
+    assert (ranks[np.arange(40) != 5] < seqs.n_items).all()
+
+
 def test_recommendation_lists_exclude_the_whole_history():
     users, items, seqs, _ = random_setup(2)
     _, top = full_ranking(users, items, seqs, 0, None, k=5)

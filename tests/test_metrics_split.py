@@ -16,6 +16,13 @@ def test_target_rank_counts_ties_against_the_target():
     assert target_ranks(scores).tolist() == [0, 2, 1]
 
 
+def test_nan_scores_never_count_as_hits():
+    nan = float("nan")
+    # NaN target: every candidate counts against it; a NaN candidate counts like a tie.
+    scores = torch.tensor([[nan, 1.0, 2.0, 3.0], [3.0, nan, 1.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
+    assert target_ranks(scores).tolist() == [3, 1, 0]
+
+
 def test_hr_and_ndcg_by_hand():
     hr, ndcg = hr_ndcg(np.array([0, 2, 1]), k=2)
     assert hr == pytest.approx(2 / 3)

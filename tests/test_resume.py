@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import polars as pl
 import torch
 import yaml
@@ -79,3 +80,39 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
     torch.save({"fingerprint": "something else"}, tmp_path / "resume.pt")
     result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
     assert "ignoring" in result.stderr and json.loads((tmp_path / "history.json").read_text())["epochs_run"] == options["max_epochs"]
+
+
+def train_in_process(folder, monkeypatch, poison):
+    """Train a tiny SASRec with the loss of the steps in `poison` (0-based) turned into NaN."""
+    import pipeline.train as train_module
+    from pipeline.data import Sequences
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    model = {**config["model"], "hidden_size": 16, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
+    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
+    options.update(seed=7, max_epochs=1, patience=5, batch_size=100)
+    real, calls = train_module.bce_loss, []
+
+    def poisoned(*args):
+        calls.append(len(calls))
+        loss = real(*args)
+        return loss * float("nan") if calls[-1] in poison else loss
+
+    monkeypatch.setattr(train_module, "bce_loss", poisoned)
+    sequences = Sequences.from_interactions(pl.read_parquet(folder / "interactions.parquet"), 60)
+    valid = np.load(folder / "candidates.npz")["valid"]
+    return train_module.train("sasrec", model, options, sequences, valid, torch.device("cpu"))
+
+
+def test_a_step_with_a_nan_loss_is_skipped_and_counted(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    state, history = train_in_process(tmp_path, monkeypatch, poison={1})
+    assert history["epochs"][0]["skipped_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert np.isfinite(history["epochs"][0]["loss"])
+
+
+def test_an_epoch_with_only_nan_steps_stops_with_a_clear_error(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    with pytest.raises(RuntimeError, match="training diverged"):
+        train_in_process(tmp_path, monkeypatch, poison=set(range(100)))
