@@ -20,7 +20,8 @@ import torch
 from . import provenance
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
 from .io import read_json, write_json, write_parquet
-from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, group_masks, group_metrics, target_ranks
+from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, group_masks, group_metrics,
+                      target_ranks)
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,7 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
         scores[torch.from_numpy(which).to(device), torch.from_numpy(seen).to(device)] = -torch.inf
         if targets is not None:
             scores[local, target] = target_scores
-            beaten = (scores >= target_scores[:, None]) | scores.isnan() | target_scores[:, None].isnan()
-            ranks.append((beaten.sum(dim=1) - 1).cpu())
+            ranks.append((counts_against(scores, target_scores[:, None]).sum(dim=1) - 1).cpu())
         top.append(scores.topk(k, dim=1).indices.cpu())
     return (torch.cat(ranks).numpy() if ranks else None), torch.cat(top).numpy()
 

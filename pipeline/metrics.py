@@ -18,10 +18,14 @@ def cutoffs(k: int | list[int]) -> list[int]:
 
 
 def target_ranks(scores: torch.Tensor) -> torch.Tensor:
-    """(B, C) scores with the target in column 0 -> (B,) 0-based ranks. Ties, and NaN scores
-    (a diverged model), count against the target, so NaN never looks like a hit."""
-    target = scores[:, :1]
-    return ((scores[:, 1:] >= target) | scores[:, 1:].isnan() | target.isnan()).sum(dim=1)
+    """(B, C) scores with the target in column 0 -> (B,) 0-based ranks."""
+    return counts_against(scores[:, 1:], scores[:, :1]).sum(dim=1)
+
+
+def counts_against(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Which scores rank above the target (broadcast): higher ones and ties, and NaN scores
+    (a diverged model) on either side, so that NaN never looks like a hit."""
+    return (scores >= target) | scores.isnan() | target.isnan()
 
 
 def hr_ndcg(ranks: np.ndarray, k: int) -> tuple[float | None, float | None]:
