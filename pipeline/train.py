@@ -211,8 +211,8 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
-                # One non-finite gradient turns every weight into NaN for good (seen once in GRU4Rec's
-                # backward on a batch of 200-item sequences): skip that step, count it, go on.
+                # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
+                # backward on batches of 200-item sequences): skip that step, count it, go on.
                 skipped += 1
                 continue
             optimizer.step()
@@ -230,7 +230,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
         hr, ndcg = hr_ndcg(ranks, 10)
         eval_seconds = time.perf_counter() - started
-        loss, rec, sd = totals / max(batches, 1)
+        loss, rec, sd = totals / batches
         progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
                                  "valid_HR@10": hr, "valid_NDCG@10": ndcg, "skipped_steps": skipped,
                                  "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
