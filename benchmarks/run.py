@@ -249,8 +249,9 @@ def main() -> None:
     if "retrieve" not in args.skip:
         print("retrieve ...", flush=True)
         report["retrieval"] = retrieve_figures(workdir, args.dataset)
-        if "pipeline" in args.skip:  # the pipeline's default method at this size (retrieve.method: auto)
-            report["retrieve_s"] = report["retrieval"]["exact_s" if report["retrieval"]["users"] <= 100_000 else "hnsw_s"]
+        if "pipeline" in args.skip:  # the method the default config's `retrieve.method: auto` picks at this size
+            exact_max_users = yaml.safe_load((REPO / "config.yaml").read_text())["retrieve"]["exact_max_users"]
+            report["retrieve_s"] = report["retrieval"]["exact_s" if report["retrieval"]["users"] <= exact_max_users else "hnsw_s"]
     if "eval" not in args.skip:
         print("eval ...", flush=True)
         report["eval_users_per_s_by_model"] = eval_figures(workdir, args.dataset)
