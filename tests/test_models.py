@@ -136,6 +136,40 @@ def test_training_is_deterministic_and_uses_distillation():
         assert torch.equal(runs[0][0][key], runs[1][0][key])
 
 
+def indexing_backward_nodes(tensor: torch.Tensor) -> list:
+    """The IndexBackward0 nodes (backward of `x[index]`) in the autograd graph behind `tensor`."""
+    found, stack, seen = [], [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == "IndexBackward0":
+            found.append(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
+def test_no_gradient_is_summed_over_repeated_indices_in_a_thread_dependent_order(backbone):
+    # On CPU the backward of `x[index]` adds the rows of repeated indices in whatever order the
+    # threads reach them (PyTorch's reproducibility notes), so LLM-ESR training, where an item
+    # occurs many times per batch, did not repeat bit for bit with 2 threads.
+    torch.manual_seed(0)
+    llm, pca = tables()
+    model = build_model(backbone, model_options(), N_ITEMS, llm, pca)
+    seqs = user_sequences()
+    inputs, targets = seqs.training_pairs(np.arange(12), 20)
+    negatives = np.where(targets > 0, (targets % N_ITEMS) + 1, 0)
+    inputs, targets, negatives = (torch.from_numpy(a) for a in (inputs, targets, negatives))
+    assert torch.unique(inputs[inputs > 0], return_counts=True)[1].max() > 1  # items do repeat
+    loss = bce_loss(model.sequence_states(inputs), targets, negatives, model)
+    for node in indexing_backward_nodes(loss):
+        for index in node._saved_indices:
+            if index is not None and index.dtype != torch.bool:  # a mask never repeats a row
+                assert index.unique().numel() == index.numel(), f"{backbone}: gradient summed over repeated indices"
+
+
 def test_epoch_cache_teacher_trains_and_differs_from_the_exact_one():
     seqs = user_sequences(n_users=20, length=10)
     candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], np.ones((20, 5), dtype=np.int64)], axis=1)

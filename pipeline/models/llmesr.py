@@ -139,7 +139,9 @@ class LLMESR(nn.Module):
     def semantic_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """adapter(LLM embedding), computed once per distinct item in `items`."""
         distinct, where = torch.unique(items, return_inverse=True)
-        return self.adapter(self.llm_items[distinct])[where]
+        # index_select, not `[where]`: the backward of indexing with repeated indices adds up
+        # the gradients in a thread-dependent order on CPU, so runs would not repeat bit for bit.
+        return self.adapter(self.llm_items[distinct]).index_select(0, where.flatten()).view(*where.shape, -1)
 
     def sequence_states(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, L) item ids, 0 = padding -> (B, L, views x d)."""
