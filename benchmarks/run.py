@@ -70,6 +70,10 @@ def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict) ->
 
 
 def pipeline_figures(workdir: Path, dataset: str) -> dict:
+    import polars as pl
+
+    from pipeline.embed import load_encoder
+
     results = workdir / "results"
     stages = {}
     for path in sorted((results / "benchmarks" / dataset).glob("*.tsv")):
@@ -86,10 +90,15 @@ def pipeline_figures(workdir: Path, dataset: str) -> dict:
                                      "best_epoch": history["best_epoch"], "eval_users_per_s": metrics["eval_users_per_s"],
                                      "groups": metrics["groups"], "full_ranking": metrics["full_ranking"]["groups"]}
     encoded, seconds = sum(e["encoded"] for e in embed), sum(e["seconds"] for e in embed)
+    texts = [text for kind in ("items", "users")  # each distinct prompt is encoded once per kind
+             for text in pl.read_parquet(results / dataset / "prompts" / f"{kind}.parquet")["text"].unique().to_list()]
+    embed_gflop = encoder_gflop(load_encoder("default", "cpu"), texts)
     return {
         "stages": stages,
         "peak_rss_mb": max(s["max_rss_mb"] or 0 for s in stages.values()),
         "pipeline_embed_sentences_per_s": round(encoded / seconds, 1),
+        "pipeline_embed_gflop": round(embed_gflop, 1),
+        "pipeline_embed_gflops": round(embed_gflop / seconds, 1),
         "retrieve_s": json.loads((results / dataset / "retrieve" / "report.json").read_text())["seconds"],
         "eval_users_per_s": runs["sasrec_llmesr"]["eval_users_per_s"],
         "pipeline_runs": runs,
@@ -116,7 +125,19 @@ def embed_figures(workdir: Path, dataset: str, sample: int) -> dict:
     _, record = encode_cached(texts, "default", 64, "cpu", None)
     ours = record["sentences_per_s"]
     return {"embed_sentences_per_s": ours, "embed_raw_sentences_per_s": round(raw, 1),
-            "embed_ratio_to_raw": round(ours / raw, 3), "embed_sample": len(texts)}
+            "embed_ratio_to_raw": round(ours / raw, 3), "embed_sample": len(texts),
+            "embed_gflops": round(encoder_gflop(encoder, texts) / record["seconds"], 1)}
+
+
+def encoder_gflop(encoder, texts: list[str]) -> float:
+    """GFLOP of a BERT-style sentence encoder over `texts`, each at its own (truncated) token
+    length n: per layer 2*(4*d*d + 2*d*ff)*n for the projections and the feed-forward block
+    plus 4*d*n*n for attention. Padding is not counted: it is not useful work."""
+    config = encoder[0].auto_model.config
+    d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    tokenized = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
+    n = np.array([len(ids) for ids in tokenized], dtype=np.float64)
+    return float(layers * (2 * (4 * d * d + 2 * d * ff) * n + 4 * d * n**2).sum()) / 1e9
 
 
 def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> dict:
