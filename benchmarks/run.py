@@ -12,7 +12,9 @@ Steps (each can be skipped):
 4. retrieve: exact search vs hnswlib on the user embeddings (time and recall@100);
 5. eval: users scored per second under both protocols by the trained seed-42 models of step 1
    (or of an earlier run in --workdir), on a quiet machine;
-6. matmul: this machine's float32 matrix-product rate (matmul_gflops).
+6. matmul: this machine's float32 matrix-product rate (matmul_gflops);
+7. compile: the train step's loop eager vs with torch.compile (two epochs each, the first
+   carrying the compilation) -> torch_compile: why training runs eager.
 Prints a table and writes benchmarks/results/<dataset>.json.
 """
 from __future__ import annotations
@@ -140,13 +142,11 @@ def encoder_gflop(encoder, texts: list[str]) -> float:
     return float(layers * (2 * (4 * d * d + 2 * d * ff) * n + 4 * d * n**2).sum()) / 1e9
 
 
-def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> dict:
+def training_data(workdir: Path, dataset: str) -> tuple[dict, object, np.ndarray, dict]:
+    """(config, sequences, validation candidates, LLM-ESR's arrays) from a pipeline run in `workdir`."""
     import polars as pl
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from pipeline.data import Sequences
-    from pipeline.train import train
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     results = workdir / "results" / dataset
@@ -155,27 +155,80 @@ def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> 
     valid = np.load(results / "split" / "candidates.npz")["valid"]
     arrays = {"llm_items": np.load(results / "embed" / "items.npy"), "pca_items": np.load(results / "pca" / "items.npy"),
               "neighbours": np.load(results / "retrieve" / "neighbours.npy")}
-    torch.set_num_threads(os.cpu_count())
+    return config, sequences, valid, arrays
+
+
+def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences, valid: np.ndarray, arrays: dict) -> dict:
+    """The pipeline's training loop for `epochs` epochs (no early stopping) with the default
+    hyperparameters and seed 42; returns its history."""
+    import torch
+
+    from pipeline.train import train
+
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
+    model = {**config["model"], "llmesr": {**config["model"]["llmesr"], "enabled": variant == "llmesr"}}
+    _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
+                       sequences, valid, torch.device("cpu"), **(arrays if variant == "llmesr" else {}))
+    return history
+
+
+def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config, sequences, valid, arrays = training_data(workdir, dataset)
+    torch.set_num_threads(os.cpu_count())
     figures = {}
     for backbone in BACKBONES:
         for variant in ("base", "llmesr"):
             name = f"{backbone}_{variant}"
             if only and name not in only:
                 continue
-            model = {k: v for k, v in config["model"].items()}
-            model["llmesr"] = {**model["llmesr"], "enabled": variant == "llmesr"}
-            data = arrays if variant == "llmesr" else {}
-            _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
-                               sequences, valid, torch.device("cpu"), **data)
+            seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays)["mean_epoch_seconds"]
             with FlopCounterMode(display=False) as counter:
-                train(backbone, model, {**options, "seed": 42, "max_epochs": 1, "patience": 1}, sequences, valid,
-                      torch.device("cpu"), **data)
-            seconds = history["mean_epoch_seconds"]
+                train_run(config, backbone, variant, 1, sequences, valid, arrays)
             flops = counter.get_total_flops()
             figures[name] = {"train_epoch_s": seconds, "epoch_gflop": round(flops / 1e9, 2),
                              "train_gflops": round(flops / 1e9 / seconds, 2)}
             print(f"  {name}: {seconds:.1f} s/epoch, {flops / 1e9:.1f} GFLOP/epoch", flush=True)
+    return figures
+
+
+def compile_figures(workdir: Path, dataset: str, models: list[str]) -> dict:
+    """The train step's loop, eager and with the model's forward compiled by torch.compile
+    (dynamic shapes, since batches are trimmed to their longest sequence): two epochs each, so
+    epoch 1 carries the compilation and epoch 2 shows the steady speed."""
+    from unittest import mock
+
+    import torch
+
+    import pipeline.train
+
+    config, sequences, valid, arrays = training_data(workdir, dataset)
+    torch.set_num_threads(os.cpu_count())
+    build_model = pipeline.train.build_model
+
+    def compiled_model(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        model.sequence_states = torch.compile(model.sequence_states, dynamic=True)
+        return model
+
+    figures = {}
+    for name in models:
+        backbone, variant = name.split("_")
+        runs = {}
+        for mode in ("eager", "compiled"):
+            with mock.patch.object(pipeline.train, "build_model", compiled_model if mode == "compiled" else build_model):
+                started = time.perf_counter()
+                epochs = train_run(config, backbone, variant, 2, sequences, valid, arrays)["epochs"]
+                runs[mode] = ([e["train_seconds"] for e in epochs], round(time.perf_counter() - started, 1))
+        (eager, eager_wall), (compiled, compiled_wall) = runs["eager"], runs["compiled"]
+        # Both walls include the two validation passes, which run the compiled forward too.
+        figures[name] = {"eager_epoch_s": eager, "compiled_epoch_s": compiled,
+                         "eager_two_epochs_wall_s": eager_wall, "compiled_two_epochs_wall_s": compiled_wall,
+                         "steady_speedup": round(eager[1] / compiled[1], 3)}
+        print(f"  {name}: eager {eager[0]:.1f} / {eager[1]:.1f} s, compiled {compiled[0]:.1f} / {compiled[1]:.1f} s "
+              f"per epoch (epoch 1 / 2)", flush=True)
     return figures
 
 
@@ -241,9 +294,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
     parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
+    parser.add_argument("--compile-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
+                        help="compile step: these models")
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
     parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
@@ -279,6 +334,9 @@ def main() -> None:
         report["eval_users_per_s"] = report["eval_users_per_s_by_model"].get("sasrec_llmesr", report.get("eval_users_per_s"))
     if "matmul" not in args.skip:
         report["matmul_gflops"] = matmul_gflops()
+    if "compile" not in args.skip:
+        print("compile ...", flush=True)
+        report.setdefault("torch_compile", {}).update(compile_figures(workdir, args.dataset, args.compile_models))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -293,6 +351,9 @@ def main() -> None:
     rows += [(f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})") for k, v in report.get("train_epoch_s", {}).items()]
     rows += [(f"eval users/s sampled / full, {k}", f"{v['sampled']} / {v['full_ranking']}")
              for k, v in report.get("eval_users_per_s_by_model", {}).items()]
+    rows += [(f"torch.compile {k}: s/epoch eager / compiled (epoch 1; 2)",
+              f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f}; {v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f}")
+             for k, v in report.get("torch_compile", {}).items()]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
         print(f"{name:<56}{value}")
