@@ -351,8 +351,9 @@ def main() -> None:
     rows += [(f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})") for k, v in report.get("train_epoch_s", {}).items()]
     rows += [(f"eval users/s sampled / full, {k}", f"{v['sampled']} / {v['full_ranking']}")
              for k, v in report.get("eval_users_per_s_by_model", {}).items()]
-    rows += [(f"torch.compile {k}: s/epoch eager / compiled (epoch 1; 2)",
-              f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f}; {v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f}")
+    rows += [(f"torch.compile {k}, s/epoch eager / compiled",
+              f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f} (epoch 1), "
+              f"{v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f} (epoch 2)")
              for k, v in report.get("torch_compile", {}).items()]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
