@@ -16,8 +16,13 @@ Resumable: the state after every epoch (model, optimizer, random generators, ear
 state) is saved atomically to `resume.pt` beside the outputs; a killed run started again
 continues from the last finished epoch and ends as an uninterrupted run would (CPU).
 
-Speed without changing the model: batches are trimmed to their longest sequence and, with
-`bucket_pool` > 0, built from users of similar length (see data.epoch_batches).
+Speed without changing what is learned: each random batch runs as up to `length_groups`
+micro-batches of users of similar length, each trimmed to its longest sequence, with their
+gradients added up before the optimizer step. The losses are divided by the whole batch's
+counts, so the step is the one the whole batch would give; only padding is skipped.
+`bucket_pool` > 0 (opt-in) goes further and builds the batches themselves from users of
+similar length (see data.epoch_batches): faster, but it changes which users share a step, and
+on Beauty it learns measurably worse (README, Speed).
 """
 from __future__ import annotations
 
@@ -44,14 +49,43 @@ from .models.bert4rec import mask_items
 log = logging.getLogger(__name__)
 
 
-def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
-    """Mean BCE of positives plus mean BCE of negatives over the non-padding target positions."""
+def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module,
+             count: int | None = None) -> torch.Tensor:
+    """BCE of positives plus BCE of negatives summed over the non-padding target positions and
+    divided by `count` (default: their number, i.e. mean + mean). A micro-batch passes its
+    whole batch's count, so the micro-batches' losses add up to the batch's."""
     where = targets > 0
     users = states[where]
     items = model.item_vectors(torch.stack([targets[where], negatives[where]]))
     logits = (users.unsqueeze(0) * items).sum(-1)
-    return F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0])) + \
-        F.binary_cross_entropy_with_logits(logits[1], torch.zeros_like(logits[1]))
+    summed = F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0]), reduction="sum") + \
+        F.binary_cross_entropy_with_logits(logits[1], torch.zeros_like(logits[1]), reduction="sum")
+    return summed / (len(users) if count is None else count)
+
+
+def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
+    """Positions of a batch's rows split into at most `max_groups` groups of consecutive
+    lengths, cut where the padded area (sum over groups of rows x longest) is smallest.
+    Never more groups than distinct lengths: a split that saves no padding only adds calls."""
+    order = np.argsort(lengths, kind="stable")
+    widths = lengths[order].astype(np.float64)
+    n, groups = len(widths), min(max_groups, len(np.unique(widths)))
+    # area[j]: least padded area of the j shortest rows in k groups; from[k][j]: where the last starts.
+    rows = np.arange(n + 1)
+    widest = np.concatenate([[0.0], widths])  # the widest of rows i..j-1 is row j-1
+    ordered = rows[:, None] < rows[None, :]  # a group runs from row i (axis 0) to row j (axis 1)
+    area, starts = rows * widest, []
+    for _ in range(groups - 1):
+        candidates = np.where(ordered, area[:, None] + (rows[None, :] - rows[:, None]) * widest[None, :], np.inf)
+        starts.append(candidates.argmin(0))
+        area = np.where(rows > 0, candidates.min(0), 0.0)
+    cuts, end = [n], n
+    for best_start in reversed(starts):
+        end = int(best_start[end])
+        cuts.append(end)
+    cuts.append(0)
+    cuts = sorted(set(cuts))
+    return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor,
@@ -89,6 +123,37 @@ def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len
 def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     usable = torch.from_numpy(sequences.lengths > TRAIN_CUT + 1).to(cached.device)
     return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
+
+
+def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray,
+                         teacher: tuple[torch.Tensor, torch.Tensor] | None, alpha: float, max_groups: int,
+                         device: torch.device) -> tuple[float, float, float]:
+    """Backpropagates one batch's loss, BCE + alpha * MSE(student, teacher), as up to
+    `max_groups` micro-batches of rows of similar length, each trimmed to its longest input
+    (inputs are right-aligned, so the trim drops padding only). Both terms are divided by the
+    whole batch's counts: the gradients add up to the whole batch's. Returns (loss, rec, distill)."""
+    n_targets = int((targets > 0).sum())
+    if teacher is not None:
+        teacher_states, has_teacher = teacher
+        n_taught = int(has_teacher.sum())
+    totals = np.zeros(3)
+    lengths = (inputs > 0).sum(1)
+    for group in length_groups(lengths, max_groups):
+        width = max(int(lengths[group].max()), 1)
+        trimmed = (torch.from_numpy(np.ascontiguousarray(a[group, -width:])).to(device) for a in (inputs, targets, negatives))
+        group_inputs, group_targets, group_negatives = trimmed
+        states = model.sequence_states(group_inputs)
+        rec = bce_loss(states, group_targets, group_negatives, model, count=n_targets)
+        sd = torch.zeros((), device=device)
+        if teacher is not None and n_taught:
+            rows = torch.from_numpy(group).to(device)
+            taught = has_teacher[rows]
+            students, goals = states[:, -1][taught], teacher_states[rows][taught]
+            sd = ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
+        loss = rec + alpha * sd
+        loss.backward()
+        totals += (loss.item(), rec.item(), sd.item())
+    return tuple(totals)
 
 
 def training_users(objective: str, sequences: Sequences) -> np.ndarray:
@@ -196,27 +261,22 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
                                              model.mask_token, mask_prob)
             negatives = sample_negatives(rng, rows, targets.shape, sequences.n_items, exclude) * (targets > 0)
-            inputs, targets, negatives = (torch.from_numpy(a).to(device) for a in (inputs, targets, negatives))
-            states = model.sequence_states(inputs)
-            rec = bce_loss(states, targets, negatives, model)
-            loss, sd = rec, torch.zeros((), device=device)
+            teacher = None
             if distill:
                 if teacher_mode == "epoch_cache":
-                    teacher, has = cached_teacher(cached, sequences, similar[rows])
+                    teacher = cached_teacher(cached, sequences, similar[rows])
                 else:
-                    teacher, has = distillation_teacher(model, sequences, similar[rows], max_len, device)
-                if has.any():
-                    sd = F.mse_loss(states[:, -1][has], teacher[has])
-                    loss = rec + alpha * sd
+                    teacher = distillation_teacher(model, sequences, similar[rows], max_len, device)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, rec, sd = accumulate_gradients(model, inputs, targets, negatives, teacher, alpha if distill else 0.0,
+                                                 options["length_groups"], device)
             if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
                 # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
                 # backward on batches of 200-item sequences): skip that step, count it, go on.
                 skipped += 1
                 continue
             optimizer.step()
-            totals += (loss.item(), rec.item(), sd.item())
+            totals += (loss, rec, sd)
             batches += 1
         train_seconds = time.perf_counter() - started
         if skipped:

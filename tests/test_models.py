@@ -9,7 +9,16 @@ import yaml
 from conftest import REPO
 from pipeline.data import Sequences
 from pipeline.models import build_model
-from pipeline.train import bce_loss, cached_representations, cached_teacher, distillation_teacher, train
+from pipeline.train import (
+    accumulate_gradients,
+    bce_loss,
+    cached_representations,
+    cached_teacher,
+    distillation_teacher,
+    length_groups,
+    train,
+    training_batch,
+)
 
 N_ITEMS, LLM_DIM = 30, 24
 
@@ -183,3 +192,46 @@ def test_epoch_cache_teacher_trains_and_differs_from_the_exact_one():
                            seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
         losses[teacher] = [e["distill_loss"] for e in history["epochs"]]
     assert all(v > 0 for v in losses["epoch_cache"]) and losses["epoch_cache"] != losses["batch"]
+
+
+def test_length_groups_cut_where_the_padded_area_is_smallest():
+    lengths = np.array([3, 1, 200, 1, 10, 10, 1])
+    groups = length_groups(lengths, 3)
+    assert [sorted(lengths[g].tolist()) for g in groups] == [[1, 1, 1, 3], [10, 10], [200]]  # area 4*3 + 2*10 + 200
+    assert sorted(np.concatenate(groups).tolist()) == list(range(7))  # every row exactly once
+    # two groups: {1,2,3,4} + {100} pads to 4*4 + 100 = 116, less than {1,2,3} + {4,100} (9 + 200)
+    assert [lengths.tolist() for lengths in (np.array([4, 100, 1, 3, 2])[g] for g in length_groups(np.array([4, 100, 1, 3, 2]), 2))] \
+        == [[1, 2, 3, 4], [100]]
+    assert len(length_groups(lengths, 1)) == 1 and len(length_groups(lengths, 1)[0]) == 7
+    assert len(length_groups(np.array([5, 5, 2, 2]), 4)) == 2  # no more groups than distinct lengths
+
+
+@pytest.mark.parametrize("backbone,objective", [("sasrec", "next_item"), ("gru4rec", "last_item"), ("bert4rec", "masked")])
+def test_micro_batches_of_similar_length_give_the_whole_batch_gradient(backbone, objective):
+    frame = pl.DataFrame({"user": np.repeat(np.arange(1, 9), [4, 19, 5, 7, 4, 12, 6, 4]),
+                          "item": np.random.default_rng(0).integers(1, N_ITEMS + 1, 61)})
+    seqs = Sequences.from_interactions(frame, N_ITEMS)
+    rows = np.arange(8)
+    torch.manual_seed(0)
+    llm, pca = tables()
+    model = build_model(backbone, model_options(), N_ITEMS, llm, pca).eval()  # eval: no dropout noise to compare
+    inputs, targets = training_batch(objective, seqs, rows, np.zeros(8, bool), 20, np.random.default_rng(1),
+                                     model.mask_token, 0.5)
+    negatives = np.where(targets > 0, (targets % N_ITEMS) + 1, 0)
+    teacher = (torch.randn(8, model.sequence_states(torch.from_numpy(inputs[:1])).shape[-1]),
+               torch.tensor([True, False, True, True, False, True, True, True]))
+    results = {}
+    for groups in (1, 3):
+        model.zero_grad(set_to_none=True)
+        losses = accumulate_gradients(model, inputs, targets, negatives, teacher, 0.1, groups, torch.device("cpu"))
+        results[groups] = losses, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert len(length_groups((inputs > 0).sum(1), 3)) == 3
+    np.testing.assert_allclose(results[3][0], results[1][0], rtol=1e-5)
+    # the whole batch in one pass, written out: mean BCE over target positions + 0.1 * MSE over taught users
+    states = model.sequence_states(torch.from_numpy(inputs))
+    rec = bce_loss(states, torch.from_numpy(targets), torch.from_numpy(negatives), model)
+    distill = torch.nn.functional.mse_loss(states[:, -1][teacher[1]], teacher[0][teacher[1]])
+    assert results[1][0] == pytest.approx((rec.item() + 0.1 * distill.item(), rec.item(), distill.item()), rel=1e-5)
+    assert results[3][1].keys() == results[1][1].keys()
+    for name, grad in results[3][1].items():
+        torch.testing.assert_close(grad, results[1][1][name], rtol=1e-4, atol=1e-6, msg=name)
