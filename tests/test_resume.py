@@ -90,12 +90,12 @@ def train_in_process(folder, monkeypatch, poison):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model = {**config["model"], "hidden_size": 16, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
-    options.update(seed=7, max_epochs=1, patience=5, batch_size=100)
+    options.update(seed=7, max_epochs=1, patience=5, batch_size=100, length_groups=1)  # one loss call per step
     real, calls = train_module.bce_loss, []
 
-    def poisoned(*args):
+    def poisoned(*args, **kwargs):
         calls.append(len(calls))
-        loss = real(*args)
+        loss = real(*args, **kwargs)
         return loss * float("nan") if calls[-1] in poison else loss
 
     monkeypatch.setattr(train_module, "bce_loss", poisoned)
