@@ -70,7 +70,7 @@ def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
     order = np.argsort(lengths, kind="stable")
     widths = lengths[order].astype(np.float64)
     n, groups = len(widths), min(max_groups, len(np.unique(widths)))
-    # area[j]: least padded area of the j shortest rows in k groups; from[k][j]: where the last starts.
+    # area[j]: least padded area of the j shortest rows in k groups; starts[k-2][j]: where the last group starts.
     rows = np.arange(n + 1)
     widest = np.concatenate([[0.0], widths])  # the widest of rows i..j-1 is row j-1
     ordered = rows[:, None] < rows[None, :]  # a group runs from row i (axis 0) to row j (axis 1)
