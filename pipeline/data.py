@@ -45,19 +45,20 @@ class Sequences:
         `rows` are 0-based (user id - 1)."""
         return self.offsets[rows] + skip, self.offsets[rows + 1] - cut
 
-    def padded(self, rows: np.ndarray, cut: int, max_len: int, skip: int = 0) -> np.ndarray:
+    def padded(self, rows: np.ndarray, cut: int, max_len: int, skip: int = 0, full_width: bool = False) -> np.ndarray:
+        """Left-padded rows, as wide as the longest (or, with `full_width`, exactly max_len)."""
         starts, ends = self.bounds(rows, cut, skip)
-        return left_pad(self.items, starts, ends, max_len)
+        return left_pad(self.items, starts, ends, max_len, width=max_len if full_width else None)
 
     def targets(self, rows: np.ndarray, cut: int) -> np.ndarray:
         """The item that follows the input left by `cut` (cut=1: test target, cut=2: validation)."""
         return self.items[self.offsets[rows + 1] - cut]
 
-    def training_pairs(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    def training_pairs(self, rows: np.ndarray, max_len: int, full_width: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and next-item targets over each user's training sequence (SASRec's objective):
         input = train[:-1], target = train[1:], aligned position by position."""
-        inputs = self.padded(rows, TRAIN_CUT + 1, max_len)
-        targets = self.padded(rows, TRAIN_CUT, max_len, skip=1)
+        inputs = self.padded(rows, TRAIN_CUT + 1, max_len, full_width=full_width)
+        targets = self.padded(rows, TRAIN_CUT, max_len, skip=1, full_width=full_width)
         return inputs, targets
 
     def membership_keys(self, cut: int) -> np.ndarray:
@@ -69,11 +70,11 @@ class Sequences:
         return np.unique(rows * (self.n_items + 1) + self.items[starts + within])
 
 
-def left_pad(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int) -> np.ndarray:
+def left_pad(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None) -> np.ndarray:
     """Rows flat[start:end], keeping the last `max_len`, right-aligned in a zero matrix whose
-    width is the longest kept row (at least 1)."""
+    width is the longest kept row (at least 1), or `width` when given (at least max_len)."""
     lengths = np.clip(ends - starts, 0, max_len)
-    width = max(int(lengths.max(initial=0)), 1)
+    width = width or max(int(lengths.max(initial=0)), 1)
     out = np.zeros((len(starts), width), dtype=np.int64)
     total = int(lengths.sum())
     if total:

@@ -35,16 +35,24 @@ def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, 
                 device: torch.device, append_mask: bool = False, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
     """The model's state at the last position of each row's sequence without its last `cut`
     items, in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
-    token follows the last max_len - 1 items. Rows go through the model in length-sorted
-    chunks, so each is padded only to the longest sequence in its chunk."""
+    token follows the last max_len - 1 items (with the authors' shifted positions where the
+    model has them). Rows go through the model in length-sorted chunks, so each is padded only
+    to the longest sequence in its chunk."""
     keep = max_len - 1 if append_mask else max_len
-    chunks = length_sorted_chunks(np.minimum(sequences.lengths[rows] - cut, keep), token_budget)
+    lengths = sequences.lengths[rows] - cut
+    # A model that steps over every padding position (GRU4Rec, padding: attended) computes max_len
+    # positions per row whatever the chunk's width: size the chunks by that.
+    widths = np.full(len(rows), max_len) if model.encoder.full_width else np.minimum(lengths, keep)
+    chunks = length_sorted_chunks(widths, token_budget)
     states = []
     for chunk in chunks:
         seq = torch.from_numpy(sequences.padded(rows[chunk], cut, keep)).to(device)
+        shift = None
         if append_mask:
             seq = torch.cat([seq, torch.full_like(seq[:, :1], model.mask_token)], dim=1)
-        states.append(model.sequence_states(seq)[:, -1])
+            if model.shifts_long_positions:  # the authors' Bert4Rec quirk: inputs of max_len or more items
+                shift = torch.from_numpy(lengths[chunk] >= max_len).to(device)
+        states.append(model.sequence_states(seq, shift)[:, -1])
     return torch.cat(states)[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
 
 

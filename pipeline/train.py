@@ -43,7 +43,7 @@ from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_n
 from .evaluate import candidate_ranks, last_states, resolve_device
 from .io import file_sha256, save_torch, write_json
 from .metrics import hr_ndcg
-from .models import BACKBONES, backbone_config, build_model, llmesr_config
+from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,22 @@ def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.
     return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
 
 
+def usable_neighbours(sequences: Sequences, keep_empty: bool) -> np.ndarray:
+    """Which users' representations enter a teacher: those with a training input (the
+    training sequence without its last item), or with `keep_empty` everyone, as the authors'
+    code does (an empty input is all padding and still has a representation)."""
+    return np.ones(sequences.n_users, bool) if keep_empty else sequences.lengths > TRAIN_CUT + 1
+
+
 def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
-                         device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                         device: torch.device, keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
-    training inputs, skipping neighbours whose training input is empty. Returns (teacher,
-    has_teacher)."""
+    training inputs, skipping neighbours whose training input is empty unless `keep_empty`.
+    Returns (teacher, has_teacher)."""
     distinct, where = np.unique(neighbours, return_inverse=True)
     with torch.no_grad():
         states = last_states(model, sequences, distinct, TRAIN_CUT + 1, max_len, device)
-    usable = torch.from_numpy(sequences.lengths[distinct] > TRAIN_CUT + 1).to(device)
+    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)[distinct]).to(device)
     return mean_of_neighbours(states, usable, torch.from_numpy(where.reshape(-1)).to(device), neighbours.shape)
 
 
@@ -120,18 +127,22 @@ def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len
     return states
 
 
-def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    usable = torch.from_numpy(sequences.lengths > TRAIN_CUT + 1).to(cached.device)
+def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray,
+                   keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(cached.device)
     return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
 
 
 def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray,
                          teacher: tuple[torch.Tensor, torch.Tensor] | None, alpha: float, max_groups: int,
-                         device: torch.device) -> tuple[float, float, float]:
+                         device: torch.device, second_student_pass: bool = False) -> tuple[float, float, float]:
     """Backpropagates one batch's loss, BCE + alpha * MSE(student, teacher), as up to
     `max_groups` micro-batches of rows of similar length, each trimmed to its longest input
-    (inputs are right-aligned, so the trim drops padding only). Both terms are divided by the
-    whole batch's counts: the gradients add up to the whole batch's. Returns (loss, rec, distill)."""
+    (inputs are right-aligned, so the trim drops padding only; under `padding: attended` the
+    model computes the padding it is not shown). Both terms are divided by the whole batch's
+    counts: the gradients add up to the whole batch's. The student is the last state of the
+    forward that gives the recommendation loss, or with `second_student_pass` of a second
+    forward with its own dropout draw (the authors'). Returns (loss, rec, distill)."""
     n_targets = int((targets > 0).sum())
     if teacher is not None:
         teacher_states, has_teacher = teacher
@@ -148,7 +159,8 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
         if teacher is not None and n_taught:
             rows = torch.from_numpy(group).to(device)
             taught = has_teacher[rows]
-            students, goals = states[:, -1][taught], teacher_states[rows][taught]
+            last = model.sequence_states(group_inputs)[:, -1] if second_student_pass else states[:, -1]
+            students, goals = last[taught], teacher_states[rows][taught]
             sd = ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
         loss = rec + alpha * sd
         loss.backward()
@@ -156,23 +168,30 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
     return tuple(totals)
 
 
-def training_users(objective: str, sequences: Sequences) -> np.ndarray:
+def training_users(objective: str, sequences: Sequences, keep_single_item_users: bool = False) -> np.ndarray:
     """0-based rows with something to learn from: an (input, target) pair for next/last-item
-    training (a training sequence of at least 2 items), any training item for masked training."""
+    training (a training sequence of at least 2 items), any training item for masked training.
+    `keep_single_item_users` keeps every user, as the authors do: with one training item a
+    user's input is empty (all padding); SASRec then has no target and learns only from the
+    distillation term, GRU4Rec predicts that item from the empty input."""
+    if keep_single_item_users:
+        return np.flatnonzero(sequences.lengths > TRAIN_CUT)
     return np.flatnonzero(sequences.lengths > TRAIN_CUT + (objective != "masked"))
 
 
 def training_batch(objective: str, sequences: Sequences, rows: np.ndarray, last_only: np.ndarray, max_len: int,
-                   rng: np.random.Generator, mask_token: int | None, mask_prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, targets) for one batch; targets are 0 where there is nothing to predict."""
+                   rng: np.random.Generator, mask_token: int | None, mask_prob: float,
+                   full_width: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) for one batch; targets are 0 where there is nothing to predict.
+    With `full_width` every row is padded to exactly max_len, as the authors' batches are."""
     if objective == "next_item":
-        return sequences.training_pairs(rows, max_len)
+        return sequences.training_pairs(rows, max_len, full_width)
     if objective == "last_item":
-        inputs = sequences.padded(rows, TRAIN_CUT + 1, max_len)
+        inputs = sequences.padded(rows, TRAIN_CUT + 1, max_len, full_width=full_width)
         targets = np.zeros_like(inputs)
         targets[:, -1] = sequences.targets(rows, TRAIN_CUT + 1)
         return inputs, targets
-    tokens = sequences.padded(rows, TRAIN_CUT, max_len)
+    tokens = sequences.padded(rows, TRAIN_CUT, max_len, full_width=full_width)
     return mask_items(rng, tokens, last_only, mask_prob, mask_token, sequences.n_items)
 
 
@@ -222,6 +241,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
           neighbours: np.ndarray | None = None, checkpoint: Path | None = None, fingerprint: str = "") -> tuple[dict, dict]:
     """Returns (best state dict, history). With `checkpoint`, the state after every epoch is
     saved there and a run with the same `fingerprint` continues from it."""
+    model_options = effective_options(model_options)
     seed = options["seed"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -232,12 +252,16 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
     objective = BACKBONES[backbone].objective
     mask_prob = getattr(backbone_config(backbone, model_options), "mask_prob", 0.0)
     max_len, batch_size = model_options["max_len"], options["batch_size"]
+    full_width = model_options.get("padding", "masked") == "attended"
+    keep_single = model_options.get("single_item_users", "drop") == "keep"
     distill = model_options["llmesr"]["enabled"] and llmesr_config(model_options).alpha > 0
+    second_student_pass = False
     if distill:
         llmesr = llmesr_config(model_options)
         alpha, teacher_mode = llmesr.alpha, llmesr.teacher
+        second_student_pass = llmesr.student == "second_pass"
         similar = neighbours[:, : llmesr.num_similar_users].astype(np.int64) - 1
-    users = training_users(objective, sequences)
+    users = training_users(objective, sequences, keep_single)
     # Masked training sees every user twice per epoch: randomly masked, and last item masked.
     copies = 2 if objective == "masked" else 1
     exclude = sequences.membership_keys(TRAIN_CUT)
@@ -259,17 +283,17 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
             rows, last_only = users[picked % len(users)], picked >= len(users)
             inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
-                                             model.mask_token, mask_prob)
+                                             model.mask_token, mask_prob, full_width)
             negatives = sample_negatives(rng, rows, targets.shape, sequences.n_items, exclude) * (targets > 0)
             teacher = None
             if distill:
                 if teacher_mode == "epoch_cache":
-                    teacher = cached_teacher(cached, sequences, similar[rows])
+                    teacher = cached_teacher(cached, sequences, similar[rows], keep_single)
                 else:
-                    teacher = distillation_teacher(model, sequences, similar[rows], max_len, device)
+                    teacher = distillation_teacher(model, sequences, similar[rows], max_len, device, keep_single)
             optimizer.zero_grad(set_to_none=True)
             loss, rec, sd = accumulate_gradients(model, inputs, targets, negatives, teacher, alpha if distill else 0.0,
-                                                 options["length_groups"], device)
+                                                 options["length_groups"], device, second_student_pass)
             if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
                 # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
                 # backward on batches of 200-item sequences): skip that step, count it, go on.

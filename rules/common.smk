@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from pipeline.config import deep_merge
 from pipeline.datasets import FORMATS, DataError, input_files
-from pipeline.models import BACKBONES
+from pipeline.models import BACKBONES, effective_options
 
 
 # Datasets whose format brings its own embeddings, PCA and similar users (the authors'
@@ -34,10 +34,11 @@ def dataset_spec(dataset):
 
 
 def variant_model(variant):
-    """The `model` section with the variant's overrides applied."""
+    """The `model` section with the variant's overrides applied (and `paper_compat` spelt out,
+    so that the run's record shows every switch as it acted)."""
     if variant not in config["variants"]:
         raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
-    return deep_merge(config["model"], config["variants"][variant])
+    return effective_options(deep_merge(config["model"], config["variants"][variant]))
 
 
 def run_model_options(backbone, variant):

@@ -25,7 +25,7 @@ N_ITEMS, LLM_DIM = 30, 24
 
 def model_options(llmesr=True, **overrides):
     options = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
-    options.update(hidden_size=8, max_len=20, **overrides)
+    options.update({"hidden_size": 8, "max_len": 20, **overrides})
     options["llmesr"]["enabled"] = llmesr
     return options
 

@@ -6,7 +6,10 @@ Training (see `mask_items`): each user's training sequence appears twice per epo
 every item masked with probability `mask_prob` (of those: 80% become the mask token, 10% a
 random item, 10% stay), once with only its last item masked. The mask token is item id
 n_items + 1 with its own zero-initialised embedding row. A user's representation for scoring
-is the state at a mask token appended after the sequence.
+is the state at a mask token appended after the sequence: after its last max_len - 1 items,
+at positions 1..n+1. `scoring_positions="shifted"` is the authors' quirk: for users whose
+input has at least max_len items they score with positions 2..max_len+1 (one more row of the
+positional table, never trained).
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ import numpy as np
 from .sasrec import SASRecConfig, SASRecEncoder
 
 
+SCORING_POSITIONS = ("trained", "shifted")
+
+
 @dataclass
 class Bert4RecConfig:
     hidden_size: int = 64
@@ -24,6 +30,13 @@ class Bert4RecConfig:
     num_heads: int = 1
     dropout: float = 0.5
     mask_prob: float = 0.6
+    padding: str = "masked"
+    max_len: int = 200
+    scoring_positions: str = "trained"  # or "shifted" (the authors')
+
+    def __post_init__(self):
+        if self.scoring_positions not in SCORING_POSITIONS:
+            raise ValueError(f"scoring_positions must be one of {SCORING_POSITIONS}, not {self.scoring_positions!r}")
 
 
 class Bert4RecEncoder(SASRecEncoder):
@@ -31,8 +44,10 @@ class Bert4RecEncoder(SASRecEncoder):
 
     def __init__(self, config: Bert4RecConfig):
         super().__init__(SASRecConfig(hidden_size=config.hidden_size, num_blocks=config.num_blocks,
-                                      num_heads=config.num_heads, dropout=config.dropout, causal=False))
+                                      num_heads=config.num_heads, dropout=config.dropout, causal=False,
+                                      padding=config.padding, max_len=config.max_len))
         self.mask_prob = config.mask_prob
+        self.shifted_scoring_positions = config.scoring_positions == "shifted"
 
 
 def mask_items(rng: np.random.Generator, tokens: np.ndarray, last_only: np.ndarray, mask_prob: float,

@@ -17,6 +17,11 @@ gets its own), the second adapter layer, the PCA initialisation.
 Retrieval-augmented self-distillation lives in the training loop (pipeline/train.py): the
 teacher is the mean of the model's own (detached) representations of the user's most
 similar users, pulled towards by an MSE term weighted by `alpha` (0 switches it off).
+
+The cross-attention masks padding keys (as the authors' does) and is causal only when
+`causal` is set, which the builder does for SASRec's next-item objective alone: GRU4Rec
+trains on the last position and Bert4Rec is bidirectional. Under `padding: attended` the ID
+table's padding row is trainable, as in the authors' code (GRU4Rec reads it on padding steps).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .layers import InputEmbedding, attend, attention_mask, init_weights
+from .layers import InputEmbedding, attend, attention_mask, init_weights, left_pad_to
 
 
 @dataclass
@@ -41,6 +46,7 @@ class LLMESRConfig:
     alpha: float = 0.1  # weight of the self-distillation term; 0 switches it off
     num_similar_users: int = 10
     teacher: str = "epoch_cache"  # or "batch"; used by the training loop
+    student: str = "same_pass"  # or "second_pass" (the authors'): where the distilled representation comes from
 
     def __post_init__(self):
         if not (self.collaborative_view or self.semantic_view):
@@ -51,6 +57,8 @@ class LLMESRConfig:
             raise ValueError(f"id_init must be 'pca' or 'random', not {self.id_init!r}")
         if self.teacher not in ("epoch_cache", "batch"):
             raise ValueError(f"teacher must be 'epoch_cache' or 'batch', not {self.teacher!r}")
+        if self.student not in ("same_pass", "second_pass"):
+            raise ValueError(f"student must be 'same_pass' or 'second_pass', not {self.student!r}")
 
     @property
     def mixes_views(self) -> bool:
@@ -99,9 +107,11 @@ class LLMESR(nn.Module):
         dropout: float,
         causal: bool,
         mask_token: bool = False,
+        padding: str = "masked",
     ):
         """`llm_items` (n_items, D) and `pca_items` (n_items, hidden_size): row i = item i+1.
-        `make_encoder` builds a backbone encoder (twice when the views do not share one)."""
+        `make_encoder` builds a backbone encoder (twice when the views do not share one);
+        `causal` applies to the cross-attention."""
         super().__init__()
         self.config = config
         self.causal = causal
@@ -119,22 +129,27 @@ class LLMESR(nn.Module):
             widths = [llm_dim, llm_dim // 2, hidden_size] if config.adapter_layers == 2 else [llm_dim, hidden_size]
             self.adapter = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
         if config.collaborative_view:
-            self.id_embedding = nn.Embedding(self.n_items + 1 + mask_token, hidden_size, padding_idx=0)
+            self.id_embedding = nn.Embedding(self.n_items + 1 + mask_token, hidden_size,
+                                             padding_idx=0 if padding == "masked" else None)
         if config.mixes_views:
             self.id_from_semantic = CrossAttention(hidden_size, config.cross_attention_heads)
             self.semantic_from_id = CrossAttention(hidden_size, config.cross_attention_heads)
         self.encoder = make_encoder()
         if not config.shared_encoder and config.collaborative_view and config.semantic_view:
             self.semantic_encoder = make_encoder()
-        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=self.encoder.uses_positions)
+        self.shifts_long_positions = self.encoder.shifted_scoring_positions
+        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=self.encoder.uses_positions,
+                                     extra_positions=int(self.shifts_long_positions))
 
         init_weights(self)
         if config.collaborative_view:
             with torch.no_grad():
                 if config.id_init == "pca":
                     self.id_embedding.weight.copy_(with_special_rows(pca_items))
-                elif mask_token:
-                    self.id_embedding.weight[self.mask_token].zero_()
+                else:
+                    self.id_embedding.weight[0].zero_()
+                    if mask_token:
+                        self.id_embedding.weight[self.mask_token].zero_()
 
     def semantic_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """adapter(LLM embedding), computed once per distinct item in `items`."""
@@ -143,14 +158,16 @@ class LLMESR(nn.Module):
         # the gradients in a thread-dependent order on CPU, so runs would not repeat bit for bit.
         return self.adapter(self.llm_items[distinct]).index_select(0, where.flatten()).view(*where.shape, -1)
 
-    def sequence_states(self, seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) item ids, 0 = padding -> (B, L, views x d)."""
+    def sequence_states(self, seq: torch.Tensor, position_shift: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) item ids, 0 = padding -> (B, L, views x d). `position_shift` (B,) moves each row's positions."""
+        width = seq.shape[1]
+        seq = left_pad_to(seq, self.encoder.full_width)
         valid = seq > 0
         views = []
         if self.config.collaborative_view:
-            views.append(self.inputs(self.id_embedding(seq), valid))
+            views.append(self.inputs(self.id_embedding(seq), valid, position_shift))
         if self.config.semantic_view:
-            views.append(self.inputs(self.semantic_vectors(seq), valid))
+            views.append(self.inputs(self.semantic_vectors(seq), valid, position_shift))
         if self.config.mixes_views:
             allowed = attention_mask(valid, self.causal)
             id_view, semantic_view = views
@@ -160,7 +177,7 @@ class LLMESR(nn.Module):
             states = [self.encoder(views[0], valid), self.semantic_encoder(views[1], valid)]
         else:  # one call of the shared encoder over the views stacked along the batch
             states = self.encoder(torch.cat(views), valid.repeat(len(views), 1)).chunk(len(views))
-        return torch.cat(states, dim=-1)
+        return torch.cat(states, dim=-1)[:, -width:]
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         vectors = []
