@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from pipeline.datasets import DataError
-from pipeline.prompts import item_prompts, user_item_column, user_prompts
+from pipeline.prompts import TokenWindow, item_prompts, recent_items_that_fit, user_item_column, user_prompts
 
 ITEMS = pl.DataFrame({
     "item": [1, 2, 3], "original_id": ["x", "y", "z"], "title": ["Bee", "", "Ant"], "year": ["2001", "2002", ""],
@@ -62,3 +62,32 @@ def test_user_item_column_default_and_check():
     assert user_item_column(ITEMS.drop("title"), None) == "original_id"
     with pytest.raises(DataError, match="not an item column"):
         user_item_column(ITEMS, "name")
+
+
+def word_window(size):
+    """A stand-in encoder window that counts words."""
+    return TokenWindow(lambda texts: [len(text.split()) for text in texts], size)
+
+
+def test_user_prompt_keeps_the_most_recent_items_that_fit_the_token_window():
+    template = "Likes: {items} ."  # 2 words around the list; each title below is one word
+    histories = [["a", "b", "c", "d", "e"], ["a", "b"], [], ["averyverylongtitle"]]
+    # 5 words fit: 'Likes:' + 3 titles + '.'; the second user fits whole; the last keeps its one item
+    assert recent_items_that_fit(template, histories, word_window(5)) == [3, 2, 0, 1]
+    assert recent_items_that_fit(template, histories, word_window(1)) == [1, 1, 0, 1]  # never fewer than the last item
+    interactions = pl.DataFrame({"user": [1] * 7, "item": [1, 3, 1, 3, 1, 2, 2]})
+    prompts = user_prompts(interactions, ITEMS, template, "title", window=word_window(4))
+    assert prompts["text"].to_list() == ["Likes: Ant, Bee ."]  # training part Bee Ant Bee Ant Bee, newest two
+
+
+def test_user_prompts_fit_the_default_encoders_window_with_its_own_tokenizer():
+    window = TokenWindow.of_encoder("default")
+    assert window.size == 256
+    titles = [f"Product number {i} with a fairly long descriptive title" for i in range(60)]
+    template = "The user has visited following fashions: \n{items} \nplease conclude the user's perference."
+    [kept] = recent_items_that_fit(template, [titles], window)
+    assert 0 < kept < 60
+    fitted = template.format(items=", ".join(titles[-kept:]))
+    one_more = template.format(items=", ".join(titles[-kept - 1:]))
+    assert window.count([fitted])[0] <= 256 < window.count([one_more])[0]
+    assert fitted.endswith("number 59 with a fairly long descriptive title \nplease conclude the user's perference.")
