@@ -1,7 +1,8 @@
 """Stage `tables`: the paper's tables rebuilt from the metrics files of one dataset.
 
 - `{dataset}.md` / `.csv`: Table 1: rows backbone x {base, LLM-ESR} plus the relative
-  improvement; columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
+  improvement, and both as the authors' code computes them (variants `authorsbase`,
+  `authors`) when their metrics are given; columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
@@ -24,7 +25,8 @@ GROUP_TITLES = {"overall": "Overall", "tail_item": "Tail Item", "head_item": "He
 BACKBONE_TITLES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "Bert4Rec"}
 VARIANT_TITLES = {"llmesr": "LLM-ESR", "base": "base", "nocoview": "w/o co-view", "nosemview": "w/o se-view",
                   "nosd": "w/o SD", "noshare": "w/o share", "noca": "w/o CA", "adapter1": "1-layer adapter",
-                  "randinit": "random init"}
+                  "randinit": "random init", "authorsbase": "base (authors' code)",
+                  "authors": "LLM-ESR (authors' code)"}
 PROTOCOLS = {"sampled": "sampled (100 negatives, the paper's protocol)", "full": "full ranking (history excluded)"}
 
 
@@ -123,7 +125,7 @@ def published_table1(dataset: str, backbones: list[str]) -> str:
 
 
 def table1(results: dict, backbones: list[str], dataset: str, embedder: str, md: Path, out_csv: Path) -> None:
-    rows = [(b, v) for b in backbones for v in ("base", "llmesr") if (b, v) in results]
+    rows = [(b, v) for b in backbones for v in ("base", "llmesr", "authorsbase", "authors") if (b, v) in results]
     parts = [f"# {dataset}: head/tail results (Table 1 layout)", "",
              f"Our embedder: {embedder}. Mean ± std over seeds where there are several.", ""]
     records = []

@@ -29,14 +29,16 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def write_mini(workdir: Path) -> None:
-    """A 30-user slice of ml-100k and a config that trains everything for two epochs."""
+    """A 30-user slice of ml-100k and a config that trains every backbone, plain, under LLM-ESR
+    and under LLM-ESR as the authors' code computes it (`authors`), for two epochs."""
     folder = ml100k_folder()
     inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
     counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
     users = counts["user_id:token"].head(30)
     inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
     config = {
-        "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"], "variants": ["base", "llmesr"]},
+        "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"],
+                    "variants": ["base", "llmesr", "authors"]},
         "datasets": {"mini": {
             "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
             "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
@@ -61,7 +63,7 @@ def finished_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
-@pytest.mark.parametrize("variant", ["llmesr", "base"])
+@pytest.mark.parametrize("variant", ["llmesr", "base", "authors"])
 def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     workdir, _ = finished_run
     name = f"mini_{backbone}_metrics.json" if variant == "llmesr" else f"mini_{backbone}_{variant}_metrics.json"
@@ -82,10 +84,12 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert metrics["per_seed"]["42"]["training"]["epochs_run"] == 2
     record = metrics["record"]
     assert record["packages"]["torch"].startswith("2.13.0") and record["device"] == ["cpu"]
-    assert record["config"]["model"]["llmesr"]["enabled"] == (variant == "llmesr")
+    assert record["config"]["model"]["llmesr"]["enabled"] == (variant != "base")
+    # the record shows every switch as it acted: `authors` spelt out into the authors' computation
+    assert record["config"]["model"]["padding"] == ("attended" if variant == "authors" else "masked")
     assert record["config"]["train"]["max_epochs"] == 2 and record["config"]["dataset"]["format"] == "recbole"
     assert len(record["data"]["interactions_sha256"]) == 64 and set(record["data"]["source_sha256"]) == {"inter", "item"}
-    if variant == "llmesr":
+    if variant != "base":
         assert len(record["encoder"]["weights_sha256"]) == 64 and record["encoder"]["name"].startswith("all-MiniLM")
     else:
         assert record["encoder"] is None
@@ -125,6 +129,8 @@ def test_tables_plots_and_report(finished_run):
     for group, values in metrics["full_ranking"]["groups"].items():
         expected = values["NDCG@10"]
         assert (float(row[f"{group} NDCG@10"]) if row[f"{group} NDCG@10"] else None) == expected
+    assert {(r["backbone"], r["model"]) for r in rows} >= {(b, "authors") for b in ("sasrec", "gru4rec", "bert4rec")}
+    assert "LLM-ESR (authors' code)" in (results / "tables" / "mini.md").read_text()
     assert matplotlib.image.imread(results / "plots" / "mini_groups.png").ndim == 3
     assert (results / "plots" / "mini_bert4rec_base_seed42_training.png").exists()
     stages = list(csv.DictReader((results / "tables" / "mini_stages.csv").open()))
@@ -165,9 +171,11 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     ingest_mtime = ingest_output.stat().st_mtime
     args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
     planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
-    assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default"} <= set(planned)
-    assert planned["embed"] == 2 and planned["train"] == 3  # LLM-ESR per backbone; base models use no embeddings
-    assert not {"ingest", "prompts", "split", "aggregate"} & set(planned)
+    assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default", "user_prompts"} <= set(planned)
+    # LLM-ESR and `authors` per backbone; base models use no embeddings. User prompts fit the
+    # encoder's token window, so they follow the encoder; item prompts do not.
+    assert planned["embed"] == 2 and planned["train"] == 6
+    assert not {"ingest", "item_prompts", "split", "aggregate"} & set(planned)
     run_snakemake(workdir, *args)
     meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
     assert meta["model"] == local_model
