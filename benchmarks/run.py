@@ -7,7 +7,8 @@ Steps (each can be skipped):
    hyperparameters, seed 42, a fresh work folder and no embedding cache) -> pipeline_wall_s,
    seconds and peak memory per job, embedding and evaluation speed, retrieval time;
 2. embed: sentence-transformers called directly vs our embedding stage on the same texts;
-3. train: seconds per epoch (mean of --epochs epochs) for every backbone, plain and LLM-ESR,
+3. train: seconds per epoch (mean of --epochs epochs) for every backbone, plain and LLM-ESR
+   (or any --variants of config.yaml, e.g. `authorsbase authors`, the authors' computation),
    and the FLOPs of one epoch counted by torch's FlopCounterMode -> train_gflops;
 4. retrieve: exact search vs hnswlib on the user embeddings (time and recall@100);
 5. eval: users scored per second under both protocols by the trained seed-42 models of step 1
@@ -40,7 +41,15 @@ DATASETS = {
         "format": "sequences",
         "sequences": str(SHARED / "ready" / "beauty" / "sequences.txt"),
         "items": str(SHARED / "ready" / "beauty" / "items.tsv"),
-        "item_prompt": "The beauty item has following attributes: name is {title}; brand is {brand}; price is {price}.",
+        # The paper's Beauty prompt. ready/beauty has no descriptions: every item reads "unknown"
+        # there, as the authors' notebook writes for a missing one.
+        "item_prompt": [
+            "The beauty item has following attributes: \n name is {title}; brand is {brand}; price is {price}. \n",
+            {"optional": "The item has following features: {categories}. \n"},
+            "The item has following descriptions: unknown. \n",
+        ],
+        "user_prompt": "The user has visited following fashions: \n{items} \nplease conclude the user's perference.",
+        "user_item_column": "title",
     },
     "yelp": {
         "format": "sequences",
@@ -160,19 +169,20 @@ def training_data(workdir: Path, dataset: str) -> tuple[dict, object, np.ndarray
 
 def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences, valid: np.ndarray, arrays: dict) -> dict:
     """The pipeline's training loop for `epochs` epochs (no early stopping) with the default
-    hyperparameters and seed 42; returns its history."""
+    hyperparameters, the variant's overrides from config.yaml and seed 42; returns its history."""
     import torch
 
+    from pipeline.config import deep_merge
     from pipeline.train import train
 
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
-    model = {**config["model"], "llmesr": {**config["model"]["llmesr"], "enabled": variant == "llmesr"}}
+    model = deep_merge(config["model"], config["variants"][variant])
     _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
-                       sequences, valid, torch.device("cpu"), **(arrays if variant == "llmesr" else {}))
+                       sequences, valid, torch.device("cpu"), **(arrays if model["llmesr"]["enabled"] else {}))
     return history
 
 
-def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> dict:
+def train_figures(workdir: Path, dataset: str, epochs: int, variants: list[str], only: list[str]) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -180,7 +190,7 @@ def train_figures(workdir: Path, dataset: str, epochs: int, only: list[str]) -> 
     torch.set_num_threads(os.cpu_count())
     figures = {}
     for backbone in BACKBONES:
-        for variant in ("base", "llmesr"):
+        for variant in variants:
             name = f"{backbone}_{variant}"
             if only and name not in only:
                 continue
@@ -296,6 +306,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
+    parser.add_argument("--variants", nargs="*", default=["base", "llmesr"],
+                        help="train step: these variants of config.yaml (e.g. authorsbase authors: the authors' computation)")
     parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
     parser.add_argument("--compile-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
                         help="compile step: these models")
@@ -318,7 +330,7 @@ def main() -> None:
         report.update(embed_figures(workdir, args.dataset, args.embed_sample))
     if "train" not in args.skip:
         print("train ...", flush=True)
-        figures = train_figures(workdir, args.dataset, args.epochs, args.models)
+        figures = train_figures(workdir, args.dataset, args.epochs, args.variants, args.models)
         report.setdefault("train_epoch_s", {}).update({k: v["train_epoch_s"] for k, v in figures.items()})
         report.setdefault("train_gflops", {}).update({k: v["train_gflops"] for k, v in figures.items()})
         report.setdefault("train_epoch_gflop", {}).update({k: v["epoch_gflop"] for k, v in figures.items()})
