@@ -7,8 +7,9 @@ only (all but the last two, which are the validation and test targets), joined b
 A long history is cut so that the encoder reads its most recent items: by default the prompt
 keeps the most recent items whose whole prompt fits the encoder's token window (counted with
 the encoder's own tokenizer; at least the last item is kept); with `user_prompt_max_chars`
-set it keeps the last that many characters instead (the authors' rule: 8,000, which their
-encoder, ada-002 with 8,191 tokens, reads whole).
+set it keeps the last that many characters of the item list instead (the authors' notebooks
+keep the last 8,000; their Beauty notebook then sends only the first 4,095 characters of a
+longer prompt to the encoder, which drops the newest items and the closing sentence).
 """
 from __future__ import annotations
 

@@ -108,12 +108,14 @@ def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbour
                          device: torch.device, keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
     training inputs, skipping neighbours whose training input is empty unless `keep_empty`.
+    Every (row, neighbour) pair is its own forward, with its own dropout draw, as in the
+    authors' code (a neighbour shared by two rows is not computed once for both).
     Returns (teacher, has_teacher)."""
-    distinct, where = np.unique(neighbours, return_inverse=True)
+    flat = neighbours.reshape(-1)
     with torch.no_grad():
-        states = last_states(model, sequences, distinct, TRAIN_CUT + 1, max_len, device)
-    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)[distinct]).to(device)
-    return mean_of_neighbours(states, usable, torch.from_numpy(where.reshape(-1)).to(device), neighbours.shape)
+        states = last_states(model, sequences, flat, TRAIN_CUT + 1, max_len, device)
+    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(device)
+    return mean_of_neighbours(states, usable[flat], torch.arange(len(flat), device=device), neighbours.shape)
 
 
 @torch.no_grad()

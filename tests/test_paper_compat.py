@@ -24,7 +24,8 @@ def built(backbone="sasrec", llmesr=True, seed=0, **overrides):
 
 
 def with_nonzero_biases(model):
-    """Biases start at zero; the authors' padding keys carry the biases, so make them matter."""
+    """The attention's biases start at zero (as in torch's MultiheadAttention), and the
+    authors' padding keys and values are those biases: make them matter."""
     torch.manual_seed(1)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -116,6 +117,15 @@ def test_gru4rec_steps_over_padding_only_when_attended():
     assert torch.count_nonzero(masked.item_embedding.weight[0]) == 0
     llmesr = built("gru4rec", padding="attended")
     assert llmesr.id_embedding.padding_idx is None and torch.count_nonzero(llmesr.id_embedding.weight[0]) == 0
+
+
+def test_attention_starts_as_torchs_multihead_attention_under_xavier():
+    model = built(llmesr=False, hidden_size=64)
+    attention = model.encoder.attentions[0]
+    for projection in (attention.query, attention.key_value, attention.out):
+        assert torch.count_nonzero(projection.bias) == 0
+    stacked = torch.cat([attention.query.weight, attention.key_value.weight]).detach()  # the (3d, d) input projection
+    assert stacked.std().item() == pytest.approx(math.sqrt(2 / (3 * 64 + 64)), rel=0.05)
 
 
 def test_paper_compat_sets_exactly_the_preset():

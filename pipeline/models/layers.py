@@ -63,12 +63,17 @@ class InputEmbedding(nn.Module):
 
 
 def init_weights(module: nn.Module, zero_padding_rows: bool = True) -> None:
-    """Xavier-normal for every matrix (as the authors' models do), biases and norms as built.
-    Padding rows of embeddings are zeroed unless `zero_padding_rows` is False (the authors
-    Xavier-initialise them too; it matters only where padding is an input, GRU4Rec attended)."""
+    """Xavier-normal for every matrix (as the authors' models do), biases and norms as built,
+    then each submodule's own `initialise_after_xavier` (attention that must start as torch's
+    MultiheadAttention does). Padding rows of embeddings are zeroed unless `zero_padding_rows`
+    is False (the authors Xavier-initialise them too; it matters only where padding is an
+    input, GRU4Rec attended)."""
     for parameter in module.parameters():
         if parameter.dim() >= 2:
             nn.init.xavier_normal_(parameter)
+    for sub in module.modules():
+        if hasattr(sub, "initialise_after_xavier"):
+            sub.initialise_after_xavier()
     if not zero_padding_rows:
         return
     for sub in module.modules():

@@ -41,7 +41,8 @@ class SASRecConfig:
 
 class SelfAttention(nn.Module):
     """Multi-head attention with biased projections and dropout on the attention weights
-    (what torch.nn.MultiheadAttention computes), on the fused scaled-dot-product kernel."""
+    (what torch.nn.MultiheadAttention computes), on the fused scaled-dot-product kernel, and
+    initialised as the authors' MultiheadAttention is (see `initialise_after_xavier`)."""
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float):
         super().__init__()
@@ -52,6 +53,18 @@ class SelfAttention(nn.Module):
         self.query = nn.Linear(hidden_size, hidden_size)
         self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
+
+    def initialise_after_xavier(self) -> None:
+        """torch's MultiheadAttention starts with zero biases and the authors' Xavier pass draws
+        its input projection as one (3d, d) matrix (a smaller scale than three (d, d) draws).
+        Under padding="attended" the biases are the padding keys and values, so this matters."""
+        d = self.out.in_features
+        stacked = nn.init.xavier_normal_(torch.empty(3 * d, d))
+        with torch.no_grad():
+            self.query.weight.copy_(stacked[:d])
+            self.key_value.weight.copy_(stacked[d:])
+            for projection in (self.query, self.key_value, self.out):
+                projection.bias.zero_()
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor,
                 padding_keys: torch.Tensor | None = None) -> torch.Tensor:
