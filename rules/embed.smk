@@ -1,13 +1,20 @@
+import shlex
+
 EMBED_SHARDS = config["embed"]["shards"]
 EMBED_OPTIONS = as_json({k: config["embed"][k] for k in ("model", "batch_size", "device")})
 
 
 def embed_command(prompts, out, meta, shard=0):
-    """The encoding command for all prompts or one of EMBED_SHARDS contiguous slices."""
-    cache = f"--cache {config['embed']['cache']}" if config["embed"]["cache"] else ""
-    sharding = f"--shard {shard} --shards {EMBED_SHARDS}" if EMBED_SHARDS > 1 else ""
-    return (f"python -m pipeline embed --prompts {prompts} --out {out} --meta {meta} --model {config['embed']['model']!r}"
-            f" --batch-size {config['embed']['batch_size']} --device {config['embed']['device']} {cache} {sharding}")
+    """The encoding command for all prompts or one of EMBED_SHARDS contiguous slices, every
+    word shell-quoted: model and cache paths come from the config and may hold anything."""
+    embed = config["embed"]
+    words = ["python", "-m", "pipeline", "embed", "--prompts", prompts, "--out", out, "--meta", meta,
+             "--model", embed["model"], "--batch-size", str(embed["batch_size"]), "--device", embed["device"]]
+    if embed["cache"]:
+        words += ["--cache", embed["cache"]]
+    if EMBED_SHARDS > 1:
+        words += ["--shard", str(shard), "--shards", str(EMBED_SHARDS)]
+    return shlex.join(words)
 
 
 if EMBED_SHARDS == 1:
