@@ -19,7 +19,7 @@ import torch
 
 from . import provenance
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
-from .io import read_json, write_json, write_parquet
+from .io import load_torch, read_json, write_json, write_parquet
 from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, group_masks, group_metrics,
                       target_ranks)
 from .models import build_model
@@ -123,7 +123,7 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
 
 
 def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = load_torch(checkpoint, "model checkpoint (model.pt)", map_location=device)
     n_items, llm_dim, hidden = state["n_items"], state["llm_dim"], state["model"]["hidden_size"]
     # Tables from data are placeholders here: their values come with the state dict.
     placeholders = dict(llm_items=torch.zeros(n_items, max(llm_dim, 1)), pca_items=torch.zeros(n_items, hidden))

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 import numpy as np
 import polars as pl
 
+from .errors import DataError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -52,6 +54,26 @@ def save_torch(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def load_torch(path: str | Path, what: str, map_location: Any = None) -> dict:
+    """A checkpoint written by `save_torch`: tensors, numbers, strings and plain containers
+    only (`weights_only`, so a planted file cannot run code). Anything else stops the job
+    with a message naming the file."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"{path}: not a {what} written by this pipeline ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}); delete it (or restore the right file) "
+                        "and run again") from err
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: not a {what} written by this pipeline (holds a {type(state).__name__}); delete it "
+                        "and run again")
+    return state
 
 
 def file_sha256(path: str | Path) -> str:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
 from .evaluate import candidate_ranks, last_states, resolve_device
-from .io import file_sha256, save_torch, write_json
+from .io import file_sha256, load_torch, save_torch, write_json
 from .metrics import hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
@@ -223,9 +223,10 @@ def resume(path: Path | None, fingerprint: str, model: torch.nn.Module, optimize
     """Progress from a checkpoint of the same run (same fingerprint), or a fresh start."""
     if path is None or not path.is_file():
         return Progress()
-    state = torch.load(path, map_location=device, weights_only=False)
-    if state["fingerprint"] != fingerprint:
-        log.info("ignoring %s: it belongs to another configuration or other inputs", path)
+    state = load_torch(path, "training state (resume.pt)", map_location=device)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("not resuming from %s: it belongs to another configuration, other inputs or other code; "
+                    "starting afresh (it is overwritten after the first epoch)", path)
         return Progress()
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -314,9 +315,9 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
 
         started = time.perf_counter()
         ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
-        hr, ndcg = hr_ndcg(ranks, 10)
+        hr, ndcg = map(float, hr_ndcg(ranks, 10))  # plain numbers: the checkpoint holds no numpy objects
         eval_seconds = time.perf_counter() - started
-        loss, rec, sd = totals / batches
+        loss, rec, sd = (totals / batches).tolist()
         progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
                                  "valid_HR@10": hr, "valid_NDCG@10": ndcg, "skipped_steps": skipped,
                                  "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})

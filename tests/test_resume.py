@@ -54,20 +54,20 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     state = interrupted / "resume.pt"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and torch.load(state, weights_only=False)["progress"]["epoch"] >= 2:
+        if state.exists() and torch.load(state, weights_only=True)["progress"]["epoch"] >= 2:
             process.send_signal(signal.SIGTERM)
             break
         time.sleep(0.05)
     process.wait()
     assert process.returncode == -signal.SIGTERM, "training should have been killed mid-way"
-    done = torch.load(state, weights_only=False)["progress"]["epoch"]
+    done = torch.load(state, weights_only=True)["progress"]["epoch"]
     assert 2 <= done < 6 and not (interrupted / "model.pt").exists()
 
     result = subprocess.run(train_command(tmp_path, interrupted), check=True, env=env, capture_output=True, text=True)
     assert f"resuming after epoch {done}" in result.stderr
     assert history_without_times(interrupted / "history.json") == history_without_times(whole / "history.json")
-    ours = torch.load(interrupted / "model.pt", weights_only=False)["state_dict"]
-    theirs = torch.load(whole / "model.pt", weights_only=False)["state_dict"]
+    ours = torch.load(interrupted / "model.pt", weights_only=True)["state_dict"]
+    theirs = torch.load(whole / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert not state.exists(), "a finished run removes its resume state"
 
@@ -79,7 +79,41 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
     options = json.loads(command[command.index("--train") + 1])
     torch.save({"fingerprint": "something else"}, tmp_path / "resume.pt")
     result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
-    assert "ignoring" in result.stderr and json.loads((tmp_path / "history.json").read_text())["epochs_run"] == options["max_epochs"]
+    assert "WARNING not resuming from" in result.stderr and str(tmp_path / "resume.pt") in result.stderr
+    assert json.loads((tmp_path / "history.json").read_text())["epochs_run"] == options["max_epochs"]
+
+
+class Payload:
+    """What a planted checkpoint could carry: code that runs when the file is unpickled."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.target}",)
+
+
+def test_a_planted_training_state_stops_the_job_and_runs_nothing(tmp_path):
+    write_inputs(tmp_path, n_users=60)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    torch.save({"fingerprint": Payload(tmp_path / "pwned")}, tmp_path / "resume.pt")
+    result = subprocess.run(train_command(tmp_path, tmp_path), env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and not (tmp_path / "pwned").exists()
+    assert f"{tmp_path / 'resume.pt'}: not a training state (resume.pt) written by this pipeline" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "model.pt").exists()
+
+
+def test_a_planted_model_checkpoint_is_refused_with_its_name(tmp_path):
+    from pipeline.datasets import DataError
+    from pipeline.evaluate import load_run
+
+    torch.save({"state_dict": Payload(tmp_path / "pwned")}, tmp_path / "model.pt")
+    with pytest.raises(DataError, match="model.pt: not a model checkpoint"):
+        load_run(tmp_path / "model.pt", torch.device("cpu"))
+    assert not (tmp_path / "pwned").exists()
+    torch.save([1, 2], tmp_path / "list.pt")  # loadable, but not a checkpoint
+    with pytest.raises(DataError, match="list.pt: not a model checkpoint"):
+        load_run(tmp_path / "list.pt", torch.device("cpu"))
 
 
 def train_in_process(folder, monkeypatch, poison):

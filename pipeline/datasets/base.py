@@ -6,9 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-
-class DataError(Exception):
-    """Bad input data: the message names the file and what is wrong with it."""
+from ..errors import DataError  # noqa: F401  (re-exported: readers raise it)
 
 
 @dataclass
