@@ -180,6 +180,38 @@ def test_a_malicious_pickle_is_refused(tmp_path):
     assert bundle.load_pickle(tmp_path / "ok.pkl")["a"][0].tolist() == [0, 1, 2]
 
 
+class Allocate:
+    """A pickle that asks a constructor to allocate memory from an argument."""
+
+    def __init__(self, constructor, *args):
+        self.constructor, self.args = constructor, args
+
+    def __reduce__(self):
+        return self.constructor, self.args
+
+
+@pytest.mark.parametrize("constructor, args", [
+    (bytearray, (2**44,)), (bytes, (2**44,)), (np.ndarray, ((2**40,),)),
+    (np._core.multiarray._reconstruct, (np.ndarray, (2**40,), b"b")),
+    (np._core.multiarray.scalar, (np.dtype(("V", 2**30)),)), (np.dtype, (("V", 2**30),)),
+])
+def test_a_pickle_that_would_allocate_beyond_its_size_is_refused(tmp_path, constructor, args):
+    (tmp_path / "big.pkl").write_bytes(pickle.dumps(Allocate(constructor, *args), protocol=4))
+    with pytest.raises(DataError, match="big.pkl: not a pickle of plain data"):
+        bundle.load_pickle(tmp_path / "big.pkl")
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_numpy_arrays_of_every_modern_pickle_protocol_load(tmp_path, protocol):
+    arrays = {"floats": np.linspace(0, 1, 12).reshape(3, 4), "ids": np.array([[3, 1], [2, 0]], dtype=np.int64),
+              "int32": np.array([1, 2], dtype=np.int32), "scalar": np.float64(2.5)}
+    (tmp_path / "ok.pkl").write_bytes(pickle.dumps(arrays, protocol=protocol))
+    loaded = bundle.load_pickle(tmp_path / "ok.pkl")
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(loaded[name], array)
+        assert loaded[name].dtype == array.dtype
+
+
 @pytest.mark.parametrize("name, expected", [("yelp", (15_720, 11_383, 192_214)), ("fashion", (9_094, 4_722, 34_759))])
 def test_the_authors_interaction_files_give_the_published_counts(name, expected):
     path = shared_data("raw", name, "llmesr", "inter.txt")

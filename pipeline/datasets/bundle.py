@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from numpy._core import multiarray as _multiarray, numeric as _numeric
 
 from . import llmesr
 from .base import DataError, RawData
@@ -28,26 +29,71 @@ FILES = {
     "neighbours": "sim_user_100.pkl",
 }
 
-_ALLOWED = {
-    ("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "str", "bytes", "bytearray")
-} | {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
-} | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+# Plain containers and scalars, and numpy's pickle protocol for arrays, scalars and dtypes.
+# Nothing that allocates from an argument is admitted (`bytes(n)`, `bytearray(n)`, or
+# `numpy.ndarray(shape)`, which is only a token here for `_reconstruct`), and numpy's
+# constructors may build no more bytes than the file holds: real data is all in the file.
+_PLAIN = {("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "str")}
+_NUMPY_MODULES = {"numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"}
+
+
+class _NdarrayClass:
+    """Stands for `numpy.ndarray` in a pickle: what `_reconstruct` builds, never called itself."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("refused to call numpy.ndarray directly: it allocates from its arguments")
+
+
+def _numpy_constructor(name: str, limit: int):
+    """numpy's pickle constructor `name`, refusing to build more than `limit` bytes."""
+    def within(nbytes: int) -> None:
+        if nbytes > limit:
+            raise pickle.UnpicklingError(f"numpy {name} would build {nbytes} bytes from a {limit}-byte file")
+
+    def reconstruct(cls, shape, typecode):
+        if cls is not _NdarrayClass:
+            raise pickle.UnpicklingError(f"refused to reconstruct {cls!r}: only numpy.ndarray")
+        within(int(np.prod(shape, dtype=object)))
+        return _multiarray._reconstruct(np.ndarray, shape, typecode)
+
+    def dtype(*args):
+        built = np.dtype(*args)
+        within(built.itemsize)
+        return built
+
+    def scalar(dtype, *args):
+        within(np.dtype(dtype).itemsize)
+        return _multiarray.scalar(dtype, *args)
+
+    def frombuffer(buffer, dtype, shape, order):
+        within(int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize)
+        return _numeric._frombuffer(buffer, dtype, shape, order)
+
+    return {"_reconstruct": reconstruct, "dtype": dtype, "scalar": scalar, "_frombuffer": frombuffer}.get(name)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.limit = len(data)
+
     def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and plain containers are allowed")
-        return super().find_class(module, name)
+        if (module, name) in _PLAIN:
+            return super().find_class(module, name)
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayClass
+        constructor = _numpy_constructor(name, self.limit) if module in _NUMPY_MODULES | {"numpy"} else None
+        if constructor is None or (module == "numpy") != (name == "dtype"):
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and plain containers "
+                                         "are allowed")
+        return constructor
 
 
 def load_pickle(path: Path) -> object:
     try:
-        return _RestrictedUnpickler(io.BytesIO(Path(path).read_bytes())).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as err:
+        return _RestrictedUnpickler(Path(path).read_bytes()).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError,
+            OverflowError) as err:
         raise DataError(f"{path}: not a pickle of plain data ({err})") from err
 
 
