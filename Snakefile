@@ -4,6 +4,8 @@
 import copy
 import os
 import sys
+import time
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -57,6 +59,14 @@ include: "rules/report.smk"
 
 
 report: "rules/captions/workflow.rst"
+
+RUN_STARTED = time.time()
+
+
+onsuccess:
+    from pipeline.ingest import print_drops
+
+    print_drops(Path("results"), RUN_STARTED)
 
 
 rule all:

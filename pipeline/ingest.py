@@ -78,6 +78,7 @@ def canonicalise(
 
     items = item_ids.with_columns(pl.col("item").cast(pl.Int32))
     if raw.items is not None:
+        report["duplicate_item_rows"] = raw.items.height - raw.items["item"].n_unique()
         text = raw.items.unique("item", keep="first", maintain_order=True).rename({"item": "original_id"})
         items = items.join(text, on="original_id", how="left", maintain_order="left")
         text_columns = [c for c in items.columns if c not in ("item", "original_id")]
@@ -93,15 +94,50 @@ def canonicalise(
     return interactions, items, users, report
 
 
-def check_bad_rows(report: dict, limit: float, spec: dict) -> None:
-    """Malformed and incomplete rows are dropped and counted; past `max_bad_rows` (a share of
-    the rows read) the input is more likely wrong than dirty, and ingestion stops."""
-    bad = report.get("rows_malformed", 0) + report.get("rows_missing_fields", 0)
-    read = max(report.get("lines_read", report.get("rows_read", 0)), 1)
-    if bad / read > limit:
-        files = ", ".join(f"{k}={v}" for k, v in spec.items() if k in ("inter", "sequences", "reviews"))
-        raise DataError(f"{files}: {bad} of {read} rows are malformed or miss a field ({bad / read:.1%}, more than "
-                        f"max_bad_rows {limit:.1%}); check the format, or raise max_bad_rows for this dataset")
+def dropped(report: dict) -> list[tuple[str, int, int]]:
+    """What reading dropped, as (what and why, how many, out of how many): lines of the
+    interaction file, the interactions on them where a line holds many, and item-table rows."""
+    lines_read = max(report.get("lines_read", report.get("rows_read", 0)), 1)
+    found = [
+        ("malformed lines (not UTF-8 or not parseable)", report.get("rows_malformed", 0), lines_read),
+        ("lines missing a field", report.get("rows_missing_fields", 0), lines_read),
+        ("lines repeating a user of an earlier line (a user's sequence must be on one line)",
+         report.get("duplicate_user_lines", 0), lines_read),
+        ("interactions on those repeated lines", report.get("interactions_in_duplicate_lines", 0),
+         max(report.get("rows_read", 0), 1)),
+        ("malformed lines of the item file", report.get("meta_lines_malformed", 0), max(report.get("meta_lines_read", 0), 1)),
+    ]
+    return [entry for entry in found if entry[1]]
+
+
+def drop_summary(report: dict) -> list[str]:
+    """One line per kind of dropped data (and per duplicate item row), for the log and the console."""
+    lines = [f"{count} of {total} {what} ({count / total:.2%}) dropped" for what, count, total in dropped(report)]
+    if report.get("duplicate_item_rows"):
+        lines.append(f"{report['duplicate_item_rows']} item rows repeat an item id (the first row of each id is kept)")
+    return lines
+
+
+def print_drops(results: Path, since: float) -> None:
+    """On the console at the end of a workflow run: what the ingestions of this run dropped."""
+    import sys
+
+    for path in sorted(results.glob("*/ingest/report.json")):
+        if path.stat().st_mtime >= since and (lines := drop_summary(json.loads(path.read_text()))):
+            print(f"{path.parent.parent.name}: ingestion dropped data (details in {path}):\n  " + "\n  ".join(lines),
+                  file=sys.stderr)
+
+
+def check_drops(report: dict, limit: float, files: str) -> None:
+    """Dropped data above `max_bad_rows` (a share of the lines, or of the interactions) means the
+    input is more likely wrong than dirty: stop, saying what was dropped, why and where."""
+    over = [(what, count, total) for what, count, total in dropped(report) if count / total > limit]
+    if not over:
+        return
+    reasons = "; ".join(f"{count} of {total} {what} ({count / total:.1%})" for what, count, total in over)
+    where = f" First: {'; '.join(report['bad_lines'])}." if report.get("bad_lines") else ""
+    raise DataError(f"{files}: {reasons}: more than max_bad_rows ({limit:.1%}) would be dropped.{where} Fix the file, "
+                    "or raise max_bad_rows for this dataset to accept the loss")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
 
     spec = with_defaults(spec)
     raw = read_dataset(spec)
-    check_bad_rows(raw.report, spec["max_bad_rows"], spec)
+    check_drops(raw.report, spec["max_bad_rows"], ", ".join(map(str, input_files(spec).values())))
     raw.report["source_sha256"] = {key: file_sha256(path) for key, path in input_files(spec).items()}
     interactions, items, users, report = canonicalise(
         raw,
@@ -125,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for key, value in report.items():
         log.info("%s: %s", key, value)
+    for line in drop_summary(report):
+        log.warning("%s", line)
     write_parquet(interactions, args.out_interactions)
     write_parquet(items, args.out_items)
     write_parquet(users, args.out_users)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pipeline.datasets import DataError, read_dataset, with_defaults
-from pipeline.ingest import canonicalise, check_bad_rows
+from pipeline.ingest import canonicalise, check_drops
 from pipeline.prompts import item_prompts
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
@@ -27,7 +27,7 @@ def sequences(tmp_path, lines: bytes, items="item_id\ttitle\na\tA\n"):
 def ingest(spec, **overrides):
     spec = with_defaults({**spec, **overrides})
     raw = read_dataset(spec)
-    check_bad_rows(raw.report, spec["max_bad_rows"], spec)
+    check_drops(raw.report, spec["max_bad_rows"], "input")
     return canonicalise(raw, spec["min_user_interactions"], spec["min_item_interactions"], spec["min_sequence_length"])
 
 
@@ -85,14 +85,44 @@ def test_malformed_lines_in_line_formats_are_dropped_and_counted(tmp_path):
 
 def test_too_many_bad_rows_stop_ingestion(tmp_path):
     lines = b"u1 a b c\n" + b"junk\n" * 5
-    with pytest.raises(DataError, match=r"5 of 6 rows are malformed .* raise max_bad_rows"):
+    with pytest.raises(DataError, match=r"5 of 6 malformed lines .*s.txt:2: a user without items.* raise max_bad_rows"):
         ingest(sequences(tmp_path, lines))
 
 
 def test_duplicate_user_lines_keep_the_first(tmp_path):
     _, _, _, report = ingest(sequences(tmp_path, b"u1 a b c\nu2 a b c\nu1 c b a\n"), min_item_interactions=1,
                              max_bad_rows=0.5)
-    assert report["duplicate_user_lines"] == 1 and report["interactions"] == 6
+    assert report["duplicate_user_lines"] == 1 and report["interactions_in_duplicate_lines"] == 3
+    assert report["interactions"] == 6 and report["bad_lines"] == [f"{tmp_path / 's.txt'}:3: user u1 again (first on line 1)"]
+
+
+def test_users_split_over_two_lines_stop_ingestion_naming_the_lines(tmp_path):
+    # each user's history on two lines: half the interactions would be dropped
+    lines = b"".join(f"u{n} a b c\n".encode() for n in range(4)) + b"".join(f"u{n} d e f\n".encode() for n in range(4))
+    with pytest.raises(DataError, match=r"4 of 8 lines repeating a user .*12 of 24 interactions on those repeated lines"
+                                        r".*s.txt:5: user u0 again \(first on line 1\)"):
+        ingest(sequences(tmp_path, lines), min_item_interactions=1)
+
+
+def test_small_drops_are_summarised(tmp_path):
+    from pipeline.ingest import drop_summary
+
+    lines = b"".join(f"u{n} a b c\n".encode() for n in range(200)) + b"u0 d\n\xff\n"
+    _, _, _, report = ingest(sequences(tmp_path, lines, items="item_id\ttitle\na\tA\na\tA again\n"),
+                             min_item_interactions=1)
+    assert drop_summary(report) == [
+        "1 of 202 malformed lines (not UTF-8 or not parseable) (0.50%) dropped",
+        "1 of 202 lines repeating a user of an earlier line (a user's sequence must be on one line) (0.50%) dropped",
+        "1 of 601 interactions on those repeated lines (0.17%) dropped",
+        "1 item rows repeat an item id (the first row of each id is kept)",
+    ]
+    assert report["bad_lines"] == [f"{tmp_path / 's.txt'}:201: user u0 again (first on line 1)", f"{tmp_path / 's.txt'}:202: not UTF-8"]
+
+
+def test_a_table_line_with_too_few_fields_names_the_line(tmp_path):
+    spec = sequences(tmp_path, b"u a b c\n", items="item_id\ttitle\tbrand\na\tA\tX\nb\tB\nc\tC\tZ\n")
+    with pytest.raises(DataError, match=r"i.tsv: line 3: 2 fields where the header has 3"):
+        read_dataset(with_defaults(spec))
 
 
 def test_items_missing_from_the_item_table_are_counted_and_prompted_as_missing(tmp_path):

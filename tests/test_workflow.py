@@ -341,3 +341,16 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "'fast' is not of type 'number'" in output
     assert not (tmp_path / "results").exists()
+
+
+def test_small_ingestion_drops_are_printed_at_the_end_of_the_run(tmp_path):
+    lines = [f"u{n} a{n % 7} b{n % 5} c{n % 3}" for n in range(60)] + ["u1 z"]  # u1 again: its line is dropped
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "i.tsv").write_text("item_id\ttitle\na0\tA\n")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"datasets": {"tiny": {
+        "format": "sequences", "sequences": "s.txt", "items": "i.tsv", "min_item_interactions": 1, "max_bad_rows": 0.05}}}))
+    result = run_snakemake(tmp_path, "--cores", "1", "results/tiny/ingest/report.json", "--configfile", "c.yaml")
+    assert "tiny: ingestion dropped data" in result.stderr
+    assert "1 of 61 lines repeating a user of an earlier line" in result.stderr
+    again = run_snakemake(tmp_path, "--cores", "1", "results/tiny/ingest/report.json", "--configfile", "c.yaml")
+    assert "ingestion dropped data" not in again.stderr  # said once, by the run that ingested

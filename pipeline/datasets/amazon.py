@@ -30,11 +30,13 @@ def read_reviews(path: Path) -> tuple[pl.DataFrame, dict]:
             rows.add(str(review["reviewerID"]), str(review["asin"]), float(int(review["unixReviewTime"])))
         except (KeyError, TypeError, ValueError):
             incomplete += 1
+            reader.drop("a field is missing or unreadable")
     frame = rows.frame()
     if frame.is_empty():
         raise DataError(f"{path}: no review with reviewerID, asin and unixReviewTime "
                         f"({reader.lines} lines, {reader.malformed} malformed)")
-    report = {"rows_read": reader.lines, "rows_malformed": reader.malformed, "rows_missing_fields": incomplete}
+    report = {"rows_read": reader.lines, "rows_malformed": reader.malformed, "rows_missing_fields": incomplete,
+              "bad_lines": reader.bad.examples}
     return frame, report
 
 

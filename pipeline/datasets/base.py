@@ -24,41 +24,61 @@ def check_not_empty(path: Path) -> None:
         raise DataError(f"{path}: the file is empty")
 
 
-def first_bad_line(path: Path, quote_char: str | None) -> str:
-    """Where a TAB-separated table with a header goes wrong: not UTF-8, or a line whose
-    number of fields differs from the header's."""
+class BadLines:
+    """Where a file's dropped lines are, for the report and messages: the first few, by line number."""
+
+    KEEP = 5
+
+    def __init__(self, path: Path):
+        self.path, self.count, self.examples = path, 0, []
+
+    def add(self, number: int, why: str) -> None:
+        self.count += 1
+        if len(self.examples) < self.KEEP:
+            self.examples.append(f"{self.path}:{number}: {why}")
+
+
+def table_problems(path: Path, quote_char: str | None) -> list[str]:
+    """The lines of a TAB-separated table with a header that are not UTF-8 or whose number of
+    fields differs from the header's (too few as well as too many), as 'line N: problem'."""
     import csv
 
+    problems = []
     with open(path, "rb") as handle:
-        raw_lines = handle.read().split(b"\n")
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            return f"line {number}: not UTF-8 ({err.reason} at byte {err.start})"
-    text = path.read_text(encoding="utf-8")
-    reader = csv.reader(text.splitlines(keepends=True), delimiter="\t",
-                        quotechar=quote_char or "\0", quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE)
-    width = None
-    for fields in reader:
-        if not fields:
-            continue
-        if width is None:
-            width = len(fields)
-        elif len(fields) != width:
-            return f"line {reader.line_num}: {len(fields)} fields where the header has {width}"
-    return "unknown problem"
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(f"line {number}: not UTF-8 ({err.reason} at byte {err.start})")
+    if problems:
+        return problems
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quotechar=quote_char or "\0",
+                            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE)
+        width = None
+        for fields in reader:
+            if not fields:
+                continue
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width:
+                problems.append(f"line {reader.line_num}: {len(fields)} fields where the header has {width}")
+    return problems
 
 
 def read_table(path: Path, quote_char: str | None, typed_header: bool = False) -> pl.DataFrame:
-    """A TAB-separated table with a header, every column as text. A line that does not fit is
-    an error naming the file, the line and the problem. With `typed_header`, RecBole's
-    `name:type` column names are cut to `name`."""
+    """A TAB-separated table with a header, every column as text. A line that does not fit
+    (not UTF-8, too few or too many fields) is an error naming the file, the line and the
+    problem. With `typed_header`, RecBole's `name:type` column names are cut to `name`."""
     check_not_empty(path)
+    problems = table_problems(path, quote_char)
+    if problems:
+        more = f" (and {len(problems) - 3} more lines)" if len(problems) > 3 else ""
+        raise DataError(f"{path}: " + "; ".join(problems[:3]) + more)
     try:
         frame = pl.read_csv(path, separator="\t", quote_char=quote_char, infer_schema=False)
     except pl.exceptions.PolarsError as err:
-        raise DataError(f"{path}: {first_bad_line(path, quote_char)} ({type(err).__name__})") from err
+        raise DataError(f"{path}: cannot be read as a TAB-separated table ({type(err).__name__}: {err})") from err
     if typed_header:
         frame = frame.rename({c: c.split(":", 1)[0] for c in frame.columns})
     return frame
@@ -72,7 +92,7 @@ def require_columns(frame: pl.DataFrame, path: Path, columns: tuple[str, ...]) -
 
 def read_item_table(path: Path, id_column: str, quote_char: str | None, typed_header: bool = False) -> pl.DataFrame:
     """An item table: `id_column` becomes `item`, every other column is text, missing as ''.
-    Duplicate ids keep their first row (the rest are counted by ingest as duplicates)."""
+    Duplicate ids keep their first row (ingest counts the others as `duplicate_item_rows`)."""
     frame = read_table(path, quote_char, typed_header)
     require_columns(frame, path, (id_column,))
     frame = frame.rename({id_column: "item"}).fill_null("")

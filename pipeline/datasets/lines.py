@@ -13,7 +13,7 @@ from typing import IO
 
 import polars as pl
 
-from .base import DataError, check_not_empty
+from .base import BadLines, DataError, check_not_empty
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -40,17 +40,24 @@ def text_lines(path: Path) -> Iterator[str | None]:
 
 
 class LineReader:
-    """Iterates the parsed dict of every well-formed line; counts the others."""
+    """Iterates the parsed dict of every well-formed line; counts the others and keeps where
+    they are (`bad`). A caller that drops a record it was given calls `drop(why)`."""
 
     def __init__(self, path: Path, parse: Callable[[str], object] = json.loads):
         self.path, self.parse = path, parse
-        self.lines = self.malformed = 0
+        self.lines = self.malformed = self.line_number = 0
+        self.bad = BadLines(path)
+
+    def drop(self, why: str) -> None:
+        """The record just yielded is dropped: note its line."""
+        self.bad.add(self.line_number, why)
 
     def __iter__(self) -> Iterator[dict]:
         check_not_empty(self.path)
         try:
             with open_binary(self.path) as handle:
                 for raw in handle:
+                    self.line_number += 1
                     if not raw.strip():
                         continue
                     self.lines += 1
@@ -62,6 +69,7 @@ class LineReader:
                         yield record
                     else:
                         self.malformed += 1
+                        self.drop("not UTF-8 or not a record")
         except (OSError, EOFError, gzip.BadGzipFile) as err:
             raise DataError(f"{self.path}: cannot read ({err})") from err
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .base import RawData, read_item_table, read_table, require_columns
+from .base import BadLines, RawData, read_item_table, read_table, require_columns
 
 
 def read(paths: dict[str, Path], spec: dict) -> RawData:
@@ -20,10 +20,11 @@ def read(paths: dict[str, Path], spec: dict) -> RawData:
     interactions = inter.select(
         user=pl.col("user_id").fill_null(""), item=pl.col("item_id").fill_null(""), order=order
     )
-    malformed = interactions.filter(
-        pl.col("order").is_null() | (pl.col("user") == "") | (pl.col("item") == "")
-    ).height
-    interactions = interactions.drop_nulls("order").filter((pl.col("user") != "") & (pl.col("item") != ""))
+    broken = pl.col("order").is_null() | (pl.col("user") == "") | (pl.col("item") == "")
+    bad = BadLines(paths["inter"])
+    for row in interactions.with_row_index("row").filter(broken)["row"].to_list():
+        bad.add(row + 2, "an empty user or item, or a timestamp that is not a number")  # line 1 is the header
+    interactions = interactions.filter(~broken)
 
     items = read_item_table(paths["item"], "item_id", '"', typed_header=True)
-    return RawData(interactions, items, {"rows_read": rows_read, "rows_malformed": malformed})
+    return RawData(interactions, items, {"rows_read": rows_read, "rows_malformed": bad.count, "bad_lines": bad.examples})

@@ -36,6 +36,7 @@ def read_reviews(path: Path, date_min: str, date_max: str) -> tuple[pl.DataFrame
             seconds = datetime.fromisoformat(date).replace(tzinfo=timezone.utc).timestamp()
         except (KeyError, TypeError, ValueError):
             incomplete += 1
+            reader.drop("a field is missing or unreadable")
             continue
         if not low <= date <= high:
             outside += 1
@@ -46,7 +47,7 @@ def read_reviews(path: Path, date_min: str, date_max: str) -> tuple[pl.DataFrame
         raise DataError(f"{path}: no review with user_id, business_id and a date in [{date_min}, {date_max}] "
                         f"({reader.lines} lines, {reader.malformed} malformed)")
     return frame, {"rows_read": reader.lines, "rows_malformed": reader.malformed,
-                   "rows_missing_fields": incomplete, "rows_outside_date_window": outside}
+                   "rows_missing_fields": incomplete, "rows_outside_date_window": outside, "bad_lines": reader.bad.examples}
 
 
 def categories(value: object) -> str:
