@@ -20,7 +20,8 @@ import torch
 from . import provenance
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
 from .io import load_torch, read_json, write_json, write_parquet
-from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, group_masks, group_metrics,
+from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, evaluated_users, group_masks,
+                      group_metrics,
                       target_ranks)
 from .models import build_model
 
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     log.info("scored %d users: sampled %.2f s (%.0f users/s), full ranking %.2f s (%.0f users/s)",
              n, sampled_seconds, n / sampled_seconds, full_seconds, n / full_seconds)
 
-    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy())
+    evaluated = evaluated_users(candidates)
+    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy(), evaluated)
     popularity = np.bincount(sequences.items, minlength=sequences.n_items + 1)
     tail_items = popularity < stats["thresholds"]["ts_item"]
     tail_items[0] = False
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         **json.loads(args.run),
         "protocol": {"split": "leave-one-out", "negatives": candidates.shape[1] - 1, "k": PAPER_K, "ks": ks,
                      "negative_sampling": "uniform over items the user never interacted with, fixed per dataset",
-                     "ties": "count against the target"},
+                     "ties": "count against the target",
+                     "saturated_users_dropped": int((~evaluated).sum())},
         "thresholds": stats["thresholds"],
         "groups": sampled_groups,
         "full_ranking": {"groups": full_groups, "excluded": "the user's history (train + validation items), except the target"},
@@ -225,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         "tail_user": groups["tail_user"],
         "tail_item": groups["tail_item"],
         "target": original_items[candidates[:, 0] - 1],
-        "rank_sampled": sampled,
-        "rank_full": full,
+        "evaluated": evaluated,
+        "rank_sampled": np.where(evaluated, sampled, -1),
+        "rank_full": np.where(evaluated, full, -1),
         f"top{max(ks)}": [list(row) for row in recommended],
     })
     write_parquet(per_user, args.out_users)

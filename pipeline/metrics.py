@@ -46,13 +46,21 @@ def ranking_metrics(ranks: np.ndarray, ks: list[int]) -> dict[str, float | None]
     return out
 
 
-def group_masks(tail_user: np.ndarray, tail_item: np.ndarray) -> dict[str, np.ndarray]:
+def evaluated_users(candidates: np.ndarray) -> np.ndarray:
+    """Users with candidates: a row without negatives (zeros) is a user that `eval.saturated:
+    drop` left out, having seen nearly every item."""
+    return candidates[:, 1:].min(axis=1) > 0
+
+
+def group_masks(tail_user: np.ndarray, tail_item: np.ndarray, evaluated: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The users of each head/tail group, among the `evaluated` ones (default: all)."""
+    evaluated = np.ones_like(tail_user, dtype=bool) if evaluated is None else evaluated
     return {
-        "overall": np.ones_like(tail_user, dtype=bool),
-        "tail_item": tail_item,
-        "head_item": ~tail_item,
-        "tail_user": tail_user,
-        "head_user": ~tail_user,
+        "overall": evaluated,
+        "tail_item": tail_item & evaluated,
+        "head_item": ~tail_item & evaluated,
+        "tail_user": tail_user & evaluated,
+        "head_user": ~tail_user & evaluated,
     }
 
 

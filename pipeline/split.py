@@ -2,7 +2,9 @@
 
 - Leave-one-out: last item = test target, second to last = validation target.
 - Candidates: each target plus `negatives` items drawn uniformly (seeded, without
-  replacement) from the items the user never interacted with. Column 0 is the target.
+  replacement) from the items the user never interacted with. Column 0 is the target. A user
+  who has not seen that many items stops the stage, or under `eval.saturated: drop` gets a row
+  without negatives (zeros), which evaluation leaves out (and counts).
 - Head/tail groups: tail users have an input sequence (train + validation, capped at
   max_len) shorter than ts_user; tail items have a popularity (interactions over the whole
   dataset) below ts_item. Thresholds come from the dataset's config or, when absent, a
@@ -22,6 +24,7 @@ import polars as pl
 from .data import TEST_INPUT_CUT, Sequences
 from .datasets import DataError
 from .io import atomic_path, read_json, write_json, write_parquet
+from .metrics import evaluated_users
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +45,26 @@ def input_lengths(sequences: Sequences, max_len: int) -> np.ndarray:
     return np.minimum(sequences.lengths - TEST_INPUT_CUT, max_len)
 
 
-def sample_candidates(sequences: Sequences, targets: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """(users, 1 + count): the target, then `count` distinct items the user never touched."""
+def sample_candidates(sequences: Sequences, targets: np.ndarray, count: int, rng: np.random.Generator,
+                      saturated: str = "error", user_names: np.ndarray | None = None) -> np.ndarray:
+    """(users, 1 + count): the target, then `count` distinct items the user never touched. A
+    user who has touched all but fewer than `count` items is an error naming them, or with
+    `saturated="drop"` gets no negatives (zeros): evaluation leaves such a row out."""
     spare = sequences.n_items - np.array([len(np.unique(sequences.items[a:b])) for a, b in
                                           zip(sequences.offsets[:-1], sequences.offsets[1:])])
-    if spare.min() < count:
+    short = np.flatnonzero(spare < count)
+    if len(short) and saturated != "drop":
+        names = user_names if user_names is not None else np.arange(1, sequences.n_users + 1).astype(str)
+        shown = ", ".join(f"{names[row]} ({spare[row]} unseen)" for row in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
         raise DataError(
-            f"eval.negatives is {count}, but some user has interacted with all but {spare.min()} "
-            f"of the {sequences.n_items} items; lower eval.negatives"
+            f"eval.negatives is {count}, but {len(short)} user(s) have not seen that many of the {sequences.n_items} "
+            f"items: {shown}{more}. Set eval.saturated: drop to evaluate without them (they still train), or lower "
+            "eval.negatives"
         )
-    out = np.empty((sequences.n_users, 1 + count), dtype=np.int32)
+    out = np.zeros((sequences.n_users, 1 + count), dtype=np.int32)
     out[:, 0] = targets
-    for row in range(sequences.n_users):
+    for row in np.flatnonzero(spare >= count):
         seen = set(sequences.items[sequences.offsets[row] : sequences.offsets[row + 1]].tolist())
         picked: list[int] = []
         chosen: set[int] = set()
@@ -81,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=200)
     parser.add_argument("--head-share", type=float, default=0.2)
     parser.add_argument("--thresholds", default="{}", help='JSON {"ts_user": int, "ts_item": int}, either optional')
+    parser.add_argument("--saturated", choices=["error", "drop"], default="error",
+                        help="users who have not seen --negatives items: an error, or left out of evaluation")
+    parser.add_argument("--users", type=Path, help="the ingested user table, to name saturated users")
     args = parser.parse_args(argv)
 
     n_items = pl.read_parquet(args.items).height
@@ -97,8 +111,13 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = np.arange(sequences.n_users)
     rng = np.random.default_rng(args.seed)
-    valid = sample_candidates(sequences, sequences.targets(rows, 2), args.negatives, rng)
-    test = sample_candidates(sequences, sequences.targets(rows, 1), args.negatives, rng)
+    names = pl.read_parquet(args.users)["original_id"].cast(pl.String).to_numpy() if args.users else None
+    valid = sample_candidates(sequences, sequences.targets(rows, 2), args.negatives, rng, args.saturated, names)
+    test = sample_candidates(sequences, sequences.targets(rows, 1), args.negatives, rng, args.saturated, names)
+    dropped = int((~evaluated_users(test)).sum())
+    if dropped:
+        log.warning("eval.saturated: drop: %d user(s) have not seen %d of the items and are left out of evaluation",
+                    dropped, args.negatives)
     with atomic_path(args.out_candidates) as tmp:
         np.savez(tmp, valid=valid, test=test)
 
@@ -127,5 +146,6 @@ def main(argv: list[str] | None = None) -> None:
         "user_share": {"tail": round(tail_users, 4), "head": round(1 - tail_users, 4)},
         "item_share": {"tail": round(tail_items, 4), "head": round(1 - tail_items, 4)},
         "test_targets": {"tail_item": int(groups["tail_item"].sum()), "head_item": int((~groups["tail_item"]).sum())},
+        "saturated_users_dropped": dropped,
         "ingest": read_json(args.ingest_report),
     }, args.out_stats)

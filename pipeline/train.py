@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
 from .evaluate import candidate_ranks, last_states, resolve_device
 from .io import file_sha256, load_torch, save_torch, write_json
-from .metrics import hr_ndcg
+from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
 
@@ -265,6 +265,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         second_student_pass = llmesr.student == "second_pass"
         similar = neighbours[:, : llmesr.num_similar_users].astype(np.int64) - 1
     users = training_users(objective, sequences, keep_single)
+    evaluated = evaluated_users(valid_candidates)
     # Masked training sees every user twice per epoch: randomly masked, and last item masked.
     copies = 2 if objective == "masked" else 1
     exclude = sequences.membership_keys(TRAIN_CUT)
@@ -315,7 +316,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
 
         started = time.perf_counter()
         ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
-        hr, ndcg = map(float, hr_ndcg(ranks, 10))  # plain numbers: the checkpoint holds no numpy objects
+        hr, ndcg = map(float, hr_ndcg(ranks[evaluated], 10))  # plain numbers: the checkpoint holds no numpy objects
         eval_seconds = time.perf_counter() - started
         loss, rec, sd = (totals / batches).tolist()
         progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,

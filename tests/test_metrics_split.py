@@ -76,3 +76,19 @@ def test_too_many_negatives_is_an_error():
     seqs = sequences()
     with pytest.raises(DataError, match="lower eval.negatives"):
         sample_candidates(seqs, seqs.targets(np.arange(2), 1), 4, np.random.default_rng(0))
+
+
+def test_a_saturated_user_is_named_or_left_out_of_evaluation():
+    from pipeline.metrics import evaluated_users
+
+    seqs = sequences()  # user 1 has seen 6 of the 9 items, user 2 only 2
+    targets = seqs.targets(np.arange(2), 1)
+    with pytest.raises(DataError, match=r"1 user\(s\) have not seen that many of the 9 items: alice \(3 unseen\)\. "
+                                        r"Set eval.saturated: drop"):
+        sample_candidates(seqs, targets, 4, np.random.default_rng(0), user_names=np.array(["alice", "bob"]))
+    cands = sample_candidates(seqs, targets, 4, np.random.default_rng(0), saturated="drop")
+    assert cands[0].tolist() == [6, 0, 0, 0, 0] and (cands[1, 1:] > 0).all()
+    assert evaluated_users(cands).tolist() == [False, True]
+    masks = group_masks(np.array([True, True]), np.array([False, True]), evaluated_users(cands))
+    assert {name: int(mask.sum()) for name, mask in masks.items()} == \
+        {"overall": 1, "tail_item": 1, "head_item": 0, "tail_user": 1, "head_user": 0}

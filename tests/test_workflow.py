@@ -354,3 +354,21 @@ def test_small_ingestion_drops_are_printed_at_the_end_of_the_run(tmp_path):
     assert "1 of 61 lines repeating a user of an earlier line" in result.stderr
     again = run_snakemake(tmp_path, "--cores", "1", "results/tiny/ingest/report.json", "--configfile", "c.yaml")
     assert "ingestion dropped data" not in again.stderr  # said once, by the run that ingested
+
+
+def test_a_user_who_has_seen_nearly_every_item_can_be_left_out_of_evaluation(tmp_path):
+    rng = __import__("random").Random(0)
+    lines = ["u0 " + " ".join(f"i{n}" for n in range(29))]  # 29 of the 30 items: no 5 unseen negatives
+    lines += [f"u{n} " + " ".join(rng.sample([f"i{m}" for m in range(30)], 4)) for n in range(1, 30)]
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "i.tsv").write_text("item_id\ttitle\n" + "".join(f"i{n}\tItem {n}\n" for n in range(30)))
+    config = {"datasets": {"tiny": {"format": "sequences", "sequences": "s.txt", "items": "i.tsv"}},
+              "eval": {"negatives": 5}, "train": {"max_epochs": 1, "seed": 42}, "model": {"max_len": 20}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    target = "results/tiny_sasrec_base_metrics.json"
+    refused = run_snakemake(tmp_path, "--cores", "2", target, "--configfile", "c.yaml", check=False)
+    assert refused.returncode != 0 and "u0 (1 unseen)" in refused.stdout + refused.stderr
+    run_snakemake(tmp_path, "--cores", "2", target, "--configfile", "c.yaml", "--config", "eval={negatives: 5, saturated: drop}")
+    metrics = json.loads((tmp_path / target).read_text())
+    assert metrics["protocol"]["saturated_users_dropped"] == 1 and metrics["groups"]["overall"]["n"] == 29
+    assert json.loads((tmp_path / "results" / "tiny_stats.json").read_text())["saturated_users_dropped"] == 1
