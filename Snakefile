@@ -25,12 +25,19 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 # A dataset entry given with --configfile or --config replaces the default entry of that name
 # instead of merging into it: a dataset's paths, prompts and thresholds belong together.
+import yaml
+
+DEFAULT_DATASETS = yaml.safe_load(open(os.path.join(workflow.basedir, "config.yaml")))["datasets"]
+REPLACED_DEFAULTS = frozenset()
 for name, entry in (workflow.config_settings.overwrite_config.get("datasets") or {}).items():
+    if name in DEFAULT_DATASETS:
+        REPLACED_DEFAULTS |= {name}
     config["datasets"][name] = copy.deepcopy(entry)
 
 
 # Every schema error at once, as `key.path: problem`, then snakemake's validate fills defaults.
-from pipeline.config import coerce_command_line_strings, reference_errors, schema_errors
+from pipeline.config import (coerce_command_line_strings, device_errors, reference_errors, schema_errors,
+                             target_errors)
 
 
 def stop(title, problems):
@@ -38,11 +45,30 @@ def stop(title, problems):
     sys.exit(1)
 
 
+def command_line():
+    """The targets and executor of this snakemake command (read from its command line: the
+    workflow sees neither while it is parsed). Jobs started by an executor return no targets."""
+    from snakemake.cli import get_argument_parser
+
+    argv = sys.argv[1:]
+    explicit = argv[argv.index("--") + 1 :] if "--" in argv else []
+    try:
+        args, _ = get_argument_parser().parse_known_args(argv[: len(argv) - len(explicit) - bool(explicit)])
+    except SystemExit:
+        return [], "unknown"
+    local = args.executor in (None, "local", "dryrun") and not args.profile and not args.workflow_profile
+    return [str(t) for t in [*(args.targets or []), *explicit]], "local" if local else "other"
+
+
 coerce_command_line_strings(config)
-if problems := schema_errors(config):
+if problems := schema_errors(config, REPLACED_DEFAULTS):
     stop("invalid configuration", problems)
 validate(config, "pipeline/schemas/config.schema.yaml")
-if problems := reference_errors(config):
+REQUESTED_TARGETS, EXECUTION = command_line()
+problems = reference_errors(config) + target_errors(REQUESTED_TARGETS, config)
+if EXECUTION == "local":  # jobs sent elsewhere (a cluster) check their own device where they run
+    problems += device_errors(config)
+if problems:
     stop("invalid configuration", problems)
 
 

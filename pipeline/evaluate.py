@@ -19,6 +19,7 @@ import torch
 
 from . import provenance
 from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
+from .device import resolve_device
 from .io import load_torch, read_json, write_json, write_parquet
 from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, evaluated_users, group_masks,
                       group_metrics,
@@ -141,12 +142,6 @@ def load_for_scoring(checkpoint: Path, interactions: Path, items: Path, device: 
     item_table = pl.read_parquet(items)
     sequences = Sequences.from_interactions(pl.read_parquet(interactions), item_table.height)
     return model, state, item_table, sequences, resolved
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def main(argv: list[str] | None = None) -> None:

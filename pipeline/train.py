@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
-from .evaluate import candidate_ranks, last_states, resolve_device
+from .device import resolve_device
+from .evaluate import candidate_ranks, last_states
 from .io import file_sha256, load_torch, save_torch, write_json
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config

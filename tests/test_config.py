@@ -40,7 +40,76 @@ def test_every_error_is_listed_with_its_key():
 def test_a_format_needs_its_path_keys():
     config = copy.deepcopy(CONFIG)
     config["datasets"]["mine"] = {"format": "sequences", "sequences": "s.txt"}
-    assert any("datasets.mine: 'items' is a required property" in e for e in schema_errors(config))
+    assert [e for e in schema_errors(config) if "mine" in e] == [
+        "datasets.mine: format sequences needs sequences, items; missing: items"]
+
+
+def test_an_entry_without_a_format_gets_one_line_saying_what_it_needs():
+    config = copy.deepcopy(CONFIG)
+    config["datasets"]["beauty"] = {"ts_user": 5}  # a partial override of a default dataset
+    [error] = schema_errors(config, default_datasets=frozenset({"beauty"}))
+    assert error.startswith("datasets.beauty: no 'format'; give one of recbole, sequences,")
+    assert "sequences: sequences, items" in error and "replaces the default 'beauty' as a whole" in error
+
+
+def test_duplicate_seeds_are_refused():
+    config = copy.deepcopy(CONFIG)
+    config["train"]["seeds"] = [42, 42]
+    assert schema_errors(config) == ["train.seeds: [42, 42] has non-unique elements"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("results/ml100k_sasrec_bse_metrics.json", "no variant 'bse' is configured (llmesr, base,"),
+    ("results/ml10k_sasrec_metrics.json", "no dataset 'ml10k' is configured (ml100k, yelp, fashion, beauty)"),
+    ("results/tables/beuaty.md", "no dataset 'beuaty'"),
+    ("results/plots/ml100k_sasrec_lmesr_seed42_training.png", "no variant 'lmesr'"),
+    ("results/ml100k/runs/gru4rec_nosdd_seed43/model.pt", "no variant 'nosdd'"),
+])
+def test_a_target_naming_an_unknown_dataset_or_variant_is_one_line(target, message):
+    from pipeline.config import target_errors
+
+    assert [e.removeprefix(f"{target}: ") for e in target_errors([target], CONFIG)][0].startswith(message)
+
+
+def test_known_targets_pass():
+    from pipeline.config import target_errors
+
+    targets = ["results/ml100k_sasrec_metrics.json", "results/ml100k_gru4rec_authors_metrics.json", "all",
+               "results/tables/ml100k.md", "results/ml100k/embed/items.npy", "results/logs/x.log",
+               "results/plots/ml100k_groups.png", "results/ml100k_stats.json"]
+    assert target_errors(targets, CONFIG) == []
+
+
+def test_cuda_asked_for_on_a_machine_without_it(monkeypatch):
+    import torch
+
+    from pipeline.config import device_errors
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = copy.deepcopy(CONFIG)
+    config["train"]["device"] = "cuda:1"
+    [error] = device_errors(config)
+    assert error.startswith("train.device cuda:1 was asked for, but this machine has no CUDA device")
+    assert device_errors(CONFIG) == []  # auto
+
+
+def test_a_model_folder_that_cannot_load_is_refused_at_start_up(tmp_path):
+    import json
+
+    from pipeline.datasets import DataError
+    from pipeline.embed import resolve_model
+
+    (tmp_path / "modules.json").write_text("{}")
+    with pytest.raises(DataError, match="not a list of modules"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "modules.json").write_text(json.dumps([{"path": "", "type": "sentence_transformers.models.Transformer"}]))
+    with pytest.raises(DataError, match="config.json .* cannot be read"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(DataError, match="no weights"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert resolve_model(str(tmp_path)) == tmp_path
 
 
 def test_targets_and_variants_are_cross_checked():
@@ -77,4 +146,4 @@ def test_unknown_variant_and_missing_model_path(tmp_path):
     config["embed"]["model"] = str(tmp_path / "no-model-here")
     errors = "\n".join(reference_errors(config))
     assert "targets.variants: 'nosuch' is not configured under variants (llmesr, base," in errors
-    assert f"embed.model: {tmp_path / 'no-model-here'} is not a local sentence-transformers model folder" in errors
+    assert f"embed.model: {tmp_path / 'no-model-here'} is not a loadable sentence-transformers model folder" in errors

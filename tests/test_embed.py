@@ -16,7 +16,7 @@ def test_default_encoder_is_the_packaged_model_and_has_an_identity():
 
 
 def test_a_model_path_that_is_not_a_model_is_refused(tmp_path):
-    with pytest.raises(DataError, match="not a local sentence-transformers model"):
+    with pytest.raises(DataError, match="not a loadable sentence-transformers model folder .neither modules.json nor config.json"):
         resolve_model(str(tmp_path))
 
 

@@ -343,6 +343,15 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("args", [("results/ml100k_sasrec_bse_metrics.json",),
+                                  ("-n", "--", "results/ml100k_sasrec_bse_metrics.json")])
+def test_a_misspelt_target_gets_one_line_and_no_traceback(tmp_path, args):
+    result = run_snakemake(tmp_path, "--cores", "1", *args, check=False)
+    assert result.returncode != 0
+    assert "results/ml100k_sasrec_bse_metrics.json: no variant 'bse' is configured" in result.stderr
+    assert "Traceback" not in result.stderr and "InputFunctionException" not in result.stderr
+
+
 def test_small_ingestion_drops_are_printed_at_the_end_of_the_run(tmp_path):
     lines = [f"u{n} a{n % 7} b{n % 5} c{n % 3}" for n in range(60)] + ["u1 z"]  # u1 again: its line is dropped
     (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
