@@ -76,6 +76,29 @@ def load_torch(path: str | Path, what: str, map_location: Any = None) -> dict:
     return state
 
 
+@contextmanager
+def exclusive_lock(path: str | Path, holder: str) -> Iterator[None]:
+    """Hold an exclusive POSIX lock on `path` (created if absent) for the block; if another
+    process holds it, stop with a message naming that process. The lock dies with its
+    process, however it ends, so a killed run never leaves a stale lock behind."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            raise DataError(f"{path}: {holder} is already running here ({handle.read().strip() or 'another process'}); "
+                            "wait for it to end, or stop it and run again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        yield
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

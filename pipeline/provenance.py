@@ -23,6 +23,17 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def code_sha256() -> str:
+    """One hash over this package's source files: what a resumed run must share with the one it resumes."""
+    import hashlib
+
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def record(config: dict, device: str, interactions: Path, ingest_report: Path, embed_meta: Path | None) -> dict:
     encoder = read_json(embed_meta).get("encoder") if embed_meta else None
     return {

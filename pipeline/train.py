@@ -42,10 +42,11 @@ import torch.nn.functional as F
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
 from .device import resolve_device
 from .evaluate import candidate_ranks, last_states
-from .io import file_sha256, load_torch, save_torch, write_json
+from .io import exclusive_lock, file_sha256, load_torch, save_torch, write_json
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
+from .provenance import code_sha256
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,10 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
 
 
 def fingerprint_of(*parts: object, files: list[Path]) -> str:
-    """What a checkpoint must match to be resumed: the run's options and its input files."""
-    described = json.dumps([parts, [file_sha256(path) for path in files]], sort_keys=True)
+    """What a checkpoint must match to be resumed: the run's options, its input files, the
+    code, and the thread count (another count sums floats in another order)."""
+    described = json.dumps([parts, [file_sha256(path) for path in files], code_sha256(), torch.get_num_threads()],
+                           sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()
 
 
@@ -376,11 +379,14 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [p for p in (args.interactions, args.items, args.candidates, args.llm_items, args.pca_items,
                           args.neighbours) if p is not None]
     checkpoint = args.out_checkpoint.with_name("resume.pt")
-    best_state, history = train(
-        args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
-        llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
-        checkpoint=checkpoint, fingerprint=fingerprint_of(args.backbone, model_options, options, files=inputs),
-    )
+    # One trainer per run folder: a second one (say, a rerun while an orphaned trainer of a
+    # killed Snakemake still runs) would fight over resume.pt.
+    with exclusive_lock(args.out_checkpoint.with_name("train.lock"), "a training of this run"):
+        best_state, history = train(
+            args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
+            llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
+            checkpoint=checkpoint, fingerprint=fingerprint_of(args.backbone, model_options, options, files=inputs),
+        )
     save_torch({
         "backbone": args.backbone,
         "model": model_options,

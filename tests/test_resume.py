@@ -26,11 +26,11 @@ def write_inputs(folder, n_users=500, n_items=60, length=25):
     np.savez(folder / "candidates.npz", valid=candidates, test=candidates)
 
 
-def train_command(folder, out):
+def train_command(folder, out, max_epochs=6):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model = {**config["model"], "hidden_size": 32, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
-    options.update(seed=7, max_epochs=6, patience=50, device="cpu", batch_size=32)
+    options.update(seed=7, max_epochs=max_epochs, patience=50, device="cpu", batch_size=32)
     return [sys.executable, "-m", "pipeline", "train", "--interactions", str(folder / "interactions.parquet"),
             "--items", str(folder / "items.parquet"), "--candidates", str(folder / "candidates.npz"),
             "--backbone", "sasrec", "--model", json.dumps(model), "--train", json.dumps(options),
@@ -150,3 +150,48 @@ def test_an_epoch_with_only_nan_steps_stops_with_a_clear_error(tmp_path, monkeyp
     write_inputs(tmp_path)
     with pytest.raises(RuntimeError, match="training diverged"):
         train_in_process(tmp_path, monkeypatch, poison=set(range(100)))
+
+
+def test_a_second_trainer_on_the_same_run_refuses_while_the_first_runs(tmp_path):
+    write_inputs(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    first = subprocess.Popen(train_command(tmp_path, tmp_path, max_epochs=10_000), env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (tmp_path / "resume.pt").exists():
+        time.sleep(0.05)
+    second = subprocess.run(train_command(tmp_path, tmp_path), env=env, capture_output=True, text=True)
+    still_running = first.poll() is None
+    first.kill()
+    first.wait()
+    assert still_running and second.returncode != 0 and not (tmp_path / "history.json").exists()
+    assert f"{tmp_path / 'train.lock'}: a training of this run is already running here (pid {first.pid}" in second.stderr
+    # the lock died with the first trainer: a new one runs
+    subprocess.run(train_command(tmp_path, tmp_path), env=env, check=True, capture_output=True)
+
+
+def test_the_resume_fingerprint_covers_the_thread_count(tmp_path):
+    from pipeline.train import fingerprint_of
+
+    write_inputs(tmp_path, n_users=20)
+    files = [tmp_path / "interactions.parquet"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fingerprint_of("sasrec", {}, {}, files=files)
+        torch.set_num_threads(2)
+        two = fingerprint_of("sasrec", {}, {}, files=files)
+    finally:
+        torch.set_num_threads(before)
+    assert one != two
+
+
+def test_the_code_hash_follows_the_source(tmp_path, monkeypatch):
+    import pipeline.provenance as provenance
+
+    copy = tmp_path / "pipeline"
+    copy.mkdir()
+    (copy / "provenance.py").write_text("a = 1\n")
+    monkeypatch.setattr(provenance, "__file__", str(copy / "provenance.py"))
+    before = provenance.code_sha256()
+    (copy / "train.py").write_text("b = 2\n")
+    assert provenance.code_sha256() != before
