@@ -1,9 +1,17 @@
-"""`python -m pipeline <stage> [options]`: the command each Snakemake rule runs."""
+"""`python -m pipeline <stage> [options] [--log FILE]`: the command each Snakemake rule runs.
+
+With `--log FILE` (the long stages: train, embed) everything is logged to FILE, and the
+console gets what shows progress: the records marked `CONSOLE`, warnings and errors, each
+prefixed with the job's name; progress bars (embedding) go to the console only.
+"""
 from __future__ import annotations
 
 import importlib
 import logging
 import sys
+from pathlib import Path
+
+from .console import configure_logging
 
 STAGES = {
     "ingest": "pipeline.ingest",
@@ -22,20 +30,28 @@ STAGES = {
     "plots": "pipeline.plots",
     "compare": "pipeline.compare",
 }
-
-
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
         sys.exit(f"usage: python -m pipeline {{{','.join(STAGES)}}} [options]")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    from .datasets import DataError
+    argv = sys.argv[2:]
+    log_file = None
+    if "--log" in argv:
+        at = argv.index("--log")
+        log_file, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
+    configure_logging(log_file)
+    from .errors import DataError
 
     module, _, function = STAGES[sys.argv[1]].partition(":")
     entry = getattr(importlib.import_module(module), function or "main")
     try:
-        entry(sys.argv[2:])
+        entry(argv)
     except DataError as err:  # bad input: a message for the user, not a traceback
-        sys.exit(f"error: {err}")
+        logging.getLogger("pipeline").error("%s", err)
+        sys.exit(1 if log_file else f"error: {err}")
+    except BaseException:
+        if log_file:
+            logging.getLogger("pipeline").exception("failed")
+        raise
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .console import CONSOLE
 from .device import resolve_device
 from .errors import DataError
 from .io import atomic_path, file_sha256, save_npy, write_json
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     texts = prompts["text"].to_list()[start:stop]
     vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
     log.info("%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d", len(texts), record["encoded"],
-             record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1])
+             record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1], extra=CONSOLE)
     save_npy(vectors, args.out)
     write_json({"model": args.model, "dim": int(vectors.shape[1]), "count": len(texts),
                 "device": str(resolve_device(args.device)), **record}, args.meta)

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
         "device": str(device),
         "record": provenance.record(json.loads(args.record), history["device"], args.interactions, args.ingest_report,
-                                    args.embed_meta),
+                                    args.embed_meta, history),
     }
     for name in GROUPS:
         log.info("%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s", name, sampled_groups[name]["n"],

@@ -39,6 +39,7 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
+from .console import CONSOLE
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
 from .device import resolve_device
 from .evaluate import candidate_ranks, last_states
@@ -46,7 +47,7 @@ from .io import exclusive_lock, file_sha256, load_torch, save_torch, write_json
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
-from .provenance import code_sha256
+from .provenance import code_sha256, machine
 
 log = logging.getLogger(__name__)
 
@@ -332,11 +333,11 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             progress.waited += 1
         log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f | best %.4f @ %d | %.1fs + %.1fs eval",
                  epoch, options["max_epochs"], loss, rec, sd, ndcg, hr, progress.best_ndcg, progress.best_epoch,
-                 train_seconds, eval_seconds)
+                 train_seconds, eval_seconds, extra=CONSOLE)
         if checkpoint is not None:
             save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
         if progress.waited >= options["patience"]:
-            log.info("early stop: no improvement for %d epochs", progress.waited)
+            log.info("early stop: no improvement for %d epochs", progress.waited, extra=CONSOLE)
     epochs = progress.history
     history = {"epochs": epochs, "best_epoch": progress.best_epoch, "best_valid_NDCG10": progress.best_ndcg,
                "epochs_run": len(epochs), "stopped_early": len(epochs) < options["max_epochs"],
@@ -396,6 +397,7 @@ def main(argv: list[str] | None = None) -> None:
         "best_epoch": history["best_epoch"],
         "state_dict": {k: v.cpu() for k, v in best_state.items()},
     }, args.out_checkpoint)
-    history.update(device=str(device), threads=args.threads)
+    history.update(device=str(device), threads=args.threads, machine=machine(),
+                   inputs_sha256={f"{path.parent.name}/{path.name}": file_sha256(path) for path in inputs})
     write_json(history, args.out_history)
     checkpoint.unlink(missing_ok=True)  # finished: a later rerun starts afresh

@@ -43,7 +43,7 @@ if EMBED_SHARDS == 1:
             runtime=240,
             gpu=0,
         shell:
-            "{params.command} --threads {threads} > {log} 2>&1"
+            "{params.command} --threads {threads} --log {log}"  # the log, and the progress bar on the console
 
 else:
 
@@ -70,7 +70,7 @@ else:
             runtime=240,
             gpu=0,
         shell:
-            "{params.command} --threads {threads} > {log} 2>&1"
+            "{params.command} --threads {threads} --log {log}"  # the log, and the progress bar on the console
 
     rule embed:
         """The shards of one embedding, in order, as one artifact (gather)."""

@@ -39,4 +39,4 @@ rule train:
         "python -m pipeline train --interactions {input.interactions} --items {input.item_table}"
         " --candidates {input.candidates} --backbone {wildcards.backbone} --model {params.model:q}"
         " --train {params.train:q} {params.llm} --out-checkpoint {output.checkpoint}"
-        " --out-history {output.history} --threads {threads} > {log} 2>&1"
+        " --out-history {output.history} --threads {threads} --log {log}"  # the log, and one line per epoch on the console
