@@ -26,6 +26,13 @@ def table(results: list[dict], k: int = 10) -> str:
     lines.append(f"{'users per group':<24}" + "".join(f"{counts[g]['n']:>19}" for g in GROUPS))
     thresholds = results[0]["thresholds"]
     lines.append(f"thresholds: ts_user={thresholds['ts_user']} ts_item={thresholds['ts_item']}")
+    for result in results:  # the training budget behind each row
+        train = result["record"]["config"]["train"]
+        for seed, run in result["per_seed"].items():
+            run = run["training"]
+            lines.append(f"{result['backbone']} {result['variant']} seed {seed}: {run['epochs_run']} epochs of at most "
+                         f"{train['max_epochs']} (best {run['best_epoch']}, patience {train['patience']})"
+                         + ("" if run["stopped_early"] else "; stopped by max_epochs, not by early stopping"))
     return "\n".join(lines)
 
 
