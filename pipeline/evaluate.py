@@ -88,13 +88,6 @@ def sampled_ranks(users: torch.Tensor, items: torch.Tensor, candidates: np.ndarr
     return torch.cat(ranks).numpy()
 
 
-def candidate_ranks(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, cut: int,
-                    max_len: int, device: torch.device) -> np.ndarray:
-    """Sampled-protocol ranks of every user's target (column 0 of `candidates`)."""
-    users, items = representations(model, sequences, cut, max_len, device)
-    return sampled_ranks(users, items, candidates)
-
-
 @torch.no_grad()
 def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences, cut: int, targets: np.ndarray | None,
                  k: int, batch_size: int = 1024) -> tuple[np.ndarray | None, np.ndarray]:

@@ -1,5 +1,7 @@
-"""Stage `train`: one model (backbone x variant x seed) trained with Adam on BCE with one
-sampled negative per positive, early-stopped on validation NDCG@10; the best checkpoint is kept.
+"""Stage `train`: one model (backbone x variant x seed) trained with Adam on a recommendation
+loss (`train.loss`, pipeline/losses.py; default the paper's BCE with one sampled negative per
+positive), early-stopped on validation NDCG@10 under the sampled protocol or, with
+`train.select_on: full`, under full ranking; the best checkpoint is kept.
 
 LLM-ESR adds retrieval-augmented self-distillation: for each user in a batch, the teacher is
 the mean of the model's own representations of its `num_similar_users` most similar users
@@ -37,33 +39,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 
 from .console import CONSOLE
-from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, sample_negatives
+from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches
 from .device import resolve_device
-from .evaluate import candidate_ranks, last_states
+from .evaluate import full_ranking, last_states, representations, sampled_ranks
 from .io import exclusive_lock, file_sha256, load_torch, save_torch, write_json
+from .losses import Loss, LossConfig, make_loss
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
 from .provenance import code_sha256, machine
 
 log = logging.getLogger(__name__)
-
-
-def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module,
-             count: int | None = None) -> torch.Tensor:
-    """BCE of positives plus BCE of negatives summed over the non-padding target positions and
-    divided by `count` (default: their number, i.e. mean + mean). A micro-batch passes its
-    whole batch's count, so the micro-batches' losses add up to the batch's."""
-    where = targets > 0
-    users = states[where]
-    items = model.item_vectors(torch.stack([targets[where], negatives[where]]))
-    logits = (users.unsqueeze(0) * items).sum(-1)
-    summed = F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0]), reduction="sum") + \
-        F.binary_cross_entropy_with_logits(logits[1], torch.zeros_like(logits[1]), reduction="sum")
-    return summed / (len(users) if count is None else count)
+BCE = Loss(LossConfig(), n_items=0)  # the paper's loss; its negatives are drawn by the caller
 
 
 def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
@@ -138,28 +127,34 @@ def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.nd
     return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
 
 
-def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray,
+def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray | None,
                          teacher: tuple[torch.Tensor, torch.Tensor] | None, alpha: float, max_groups: int,
-                         device: torch.device, second_student_pass: bool = False) -> tuple[float, float, float]:
-    """Backpropagates one batch's loss, BCE + alpha * MSE(student, teacher), as up to
+                         device: torch.device, second_student_pass: bool = False,
+                         loss: Loss | None = None) -> tuple[float, float, float]:
+    """Backpropagates one batch's loss, rec + alpha * MSE(student, teacher) (rec: `loss`,
+    default the paper's BCE with the given negatives per target), as up to
     `max_groups` micro-batches of rows of similar length, each trimmed to its longest input
     (inputs are right-aligned, so the trim drops padding only; under `padding: attended` the
     model computes the padding it is not shown). Both terms are divided by the whole batch's
     counts: the gradients add up to the whole batch's. The student is the last state of the
     forward that gives the recommendation loss, or with `second_student_pass` of a second
     forward with its own dropout draw (the authors'). Returns (loss, rec, distill)."""
+    loss = loss or BCE
     n_targets = int((targets > 0).sum())
     if teacher is not None:
         teacher_states, has_teacher = teacher
         n_taught = int(has_teacher.sum())
     totals = np.zeros(3)
     lengths = (inputs > 0).sum(1)
+    shared = None if negatives is None or not loss.shared else torch.from_numpy(negatives).to(device)
     for group in length_groups(lengths, max_groups):
         width = max(int(lengths[group].max()), 1)
-        trimmed = (torch.from_numpy(np.ascontiguousarray(a[group, -width:])).to(device) for a in (inputs, targets, negatives))
-        group_inputs, group_targets, group_negatives = trimmed
+        per_row = (inputs, targets) if loss.shared or negatives is None else (inputs, targets, negatives)
+        trimmed = [torch.from_numpy(np.ascontiguousarray(a[group, -width:])).to(device) for a in per_row]
+        group_inputs, group_targets = trimmed[:2]
+        group_negatives = trimmed[2] if len(trimmed) == 3 else shared
         states = model.sequence_states(group_inputs)
-        rec = bce_loss(states, group_targets, group_negatives, model, count=n_targets)
+        rec = loss(states, group_targets, group_negatives, model, count=n_targets)
         sd = torch.zeros((), device=device)
         if teacher is not None and n_taught:
             rows = torch.from_numpy(group).to(device)
@@ -167,10 +162,25 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
             last = model.sequence_states(group_inputs)[:, -1] if second_student_pass else states[:, -1]
             students, goals = last[taught], teacher_states[rows][taught]
             sd = ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
-        loss = rec + alpha * sd
-        loss.backward()
-        totals += (loss.item(), rec.item(), sd.item())
+        total = rec + alpha * sd
+        total.backward()
+        totals += (total.item(), rec.item(), sd.item())
     return tuple(totals)
+
+
+def validation_scores(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, evaluated: np.ndarray,
+                      max_len: int, device: torch.device, full: bool) -> dict[str, float]:
+    """Validation HR@10 and NDCG@10 of the validation targets under the sampled protocol, and
+    with `full` also under full ranking (the training items excluded, the target kept), from
+    one pass over the users. Plain floats: the checkpoint holds no numpy objects."""
+    users, items = representations(model, sequences, VALID_INPUT_CUT, max_len, device)
+    hr, ndcg = hr_ndcg(sampled_ranks(users, items, candidates)[evaluated], 10)
+    scores = {"valid_HR@10": float(hr), "valid_NDCG@10": float(ndcg)}
+    if full:
+        ranks, _ = full_ranking(users, items, sequences, VALID_INPUT_CUT, candidates[:, 0], 10)
+        full_hr, full_ndcg = hr_ndcg(ranks[evaluated], 10)
+        scores.update({"valid_full_HR@10": float(full_hr), "valid_full_NDCG@10": float(full_ndcg)})
+    return scores
 
 
 def training_users(objective: str, sequences: Sequences, keep_single_item_users: bool = False) -> np.ndarray:
@@ -269,6 +279,8 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         similar = neighbours[:, : llmesr.num_similar_users].astype(np.int64) - 1
     users = training_users(objective, sequences, keep_single)
     evaluated = evaluated_users(valid_candidates)
+    loss = make_loss(options, sequences.n_items)
+    select_on = options.get("select_on", "sampled")
     # Masked training sees every user twice per epoch: randomly masked, and last item masked.
     copies = 2 if objective == "masked" else 1
     exclude = sequences.membership_keys(TRAIN_CUT)
@@ -291,7 +303,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             rows, last_only = users[picked % len(users)], picked >= len(users)
             inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
                                              model.mask_token, mask_prob, full_width)
-            negatives = sample_negatives(rng, rows, targets.shape, sequences.n_items, exclude) * (targets > 0)
+            negatives = loss.negatives(rng, rows, targets, exclude)
             teacher = None
             if distill:
                 if teacher_mode == "epoch_cache":
@@ -299,15 +311,16 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
                 else:
                     teacher = distillation_teacher(model, sequences, similar[rows], max_len, device, keep_single)
             optimizer.zero_grad(set_to_none=True)
-            loss, rec, sd = accumulate_gradients(model, inputs, targets, negatives, teacher, alpha if distill else 0.0,
-                                                 options["length_groups"], device, second_student_pass)
+            step_loss, rec, sd = accumulate_gradients(model, inputs, targets, negatives, teacher,
+                                                      alpha if distill else 0.0, options["length_groups"], device,
+                                                      second_student_pass, loss)
             if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
                 # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
                 # backward on batches of 200-item sequences): skip that step, count it, go on.
                 skipped += 1
                 continue
             optimizer.step()
-            totals += (loss, rec, sd)
+            totals += (step_loss, rec, sd)
             batches += 1
         train_seconds = time.perf_counter() - started
         if skipped:
@@ -318,21 +331,23 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
                                "lower train.lr")
 
         started = time.perf_counter()
-        ranks = candidate_ranks(model, sequences, valid_candidates, VALID_INPUT_CUT, max_len, device)
-        hr, ndcg = map(float, hr_ndcg(ranks[evaluated], 10))  # plain numbers: the checkpoint holds no numpy objects
+        scores = validation_scores(model, sequences, valid_candidates, evaluated, max_len, device, select_on == "full")
         eval_seconds = time.perf_counter() - started
-        loss, rec, sd = (totals / batches).tolist()
-        progress.history.append({"epoch": epoch, "loss": loss, "rec_loss": rec, "distill_loss": sd,
-                                 "valid_HR@10": hr, "valid_NDCG@10": ndcg, "skipped_steps": skipped,
-                                 "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
+        mean_loss, rec, sd = (totals / batches).tolist()
+        progress.history.append({"epoch": epoch, "loss": mean_loss, "rec_loss": rec, "distill_loss": sd, **scores,
+                                 "skipped_steps": skipped, "train_seconds": round(train_seconds, 3),
+                                 "eval_seconds": round(eval_seconds, 3)})
         progress.epoch = epoch
-        if ndcg > progress.best_ndcg:
-            progress.best_ndcg, progress.best_epoch, progress.waited = ndcg, epoch, 0
+        hr, ndcg = scores["valid_HR@10"], scores["valid_NDCG@10"]
+        selected = scores["valid_full_NDCG@10"] if select_on == "full" else ndcg
+        if selected > progress.best_ndcg:
+            progress.best_ndcg, progress.best_epoch, progress.waited = selected, epoch, 0
             progress.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             progress.waited += 1
-        log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f | best %.4f @ %d | %.1fs + %.1fs eval",
-                 epoch, options["max_epochs"], loss, rec, sd, ndcg, hr, progress.best_ndcg, progress.best_epoch,
+        full = f" full NDCG@10 {scores['valid_full_NDCG@10']:.4f}" if select_on == "full" else ""
+        log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
+                 epoch, options["max_epochs"], mean_loss, rec, sd, ndcg, hr, full, progress.best_ndcg, progress.best_epoch,
                  train_seconds, eval_seconds, extra=CONSOLE)
         if checkpoint is not None:
             save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
@@ -340,6 +355,7 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
             log.info("early stop: no improvement for %d epochs", progress.waited, extra=CONSOLE)
     epochs = progress.history
     history = {"epochs": epochs, "best_epoch": progress.best_epoch, "best_valid_NDCG10": progress.best_ndcg,
+               "selected_on": select_on, "loss": loss.config.loss,
                "epochs_run": len(epochs), "stopped_early": len(epochs) < options["max_epochs"],
                "train_seconds": round(sum(e["train_seconds"] for e in epochs), 3),
                "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in epochs])), 3)}

@@ -9,9 +9,9 @@ import yaml
 from conftest import REPO
 from pipeline.data import Sequences
 from pipeline.models import build_model
+from pipeline.losses import bce_loss
 from pipeline.train import (
     accumulate_gradients,
-    bce_loss,
     cached_representations,
     cached_teacher,
     distillation_teacher,

@@ -125,14 +125,16 @@ def train_in_process(folder, monkeypatch, poison):
     model = {**config["model"], "hidden_size": 16, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
     options.update(seed=7, max_epochs=1, patience=5, batch_size=100, length_groups=1)  # one loss call per step
-    real, calls = train_module.bce_loss, []
+    import pipeline.losses as losses_module
+
+    real, calls = losses_module.bce_loss, []
 
     def poisoned(*args, **kwargs):
         calls.append(len(calls))
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls[-1] in poison else loss
 
-    monkeypatch.setattr(train_module, "bce_loss", poisoned)
+    monkeypatch.setattr(losses_module, "bce_loss", poisoned)
     sequences = Sequences.from_interactions(pl.read_parquet(folder / "interactions.parquet"), 60)
     valid = np.load(folder / "candidates.npz")["valid"]
     return train_module.train("sasrec", model, options, sequences, valid, torch.device("cpu"))

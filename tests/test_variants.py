@@ -7,7 +7,8 @@ import yaml
 from conftest import REPO
 from pipeline.models import build_model
 from pipeline.models.bert4rec import mask_items
-from pipeline.train import bce_loss, train, training_batch
+from pipeline.losses import bce_loss
+from pipeline.train import train, training_batch
 from test_models import N_ITEMS, model_options, tables, train_options, user_sequences
 
 VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["variants"]

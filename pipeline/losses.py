@@ -1,0 +1,146 @@
+"""The recommendation losses of the training loop (`train.loss`), for every backbone, plain or
+under LLM-ESR (whose distillation term is added on top, unchanged).
+
+- `bce` (the paper's): binary cross-entropy of each target against `negatives` uniformly drawn
+  items the user has not trained on: -log s(pos) - sum_j log(1 - s(neg_j)), averaged over the
+  targets. With one negative this is the authors' mean-over-positives plus mean-over-negatives.
+- `gbce` (gSASRec, Petrov & Macdonald, RecSys 2023): the positive's probability raised to
+  beta = 1 - t (1 - alpha), alpha = negatives / (items - 1): -beta log s(pos) - sum_j log(1 -
+  s(neg_j)). t = 0 is `bce`; gSASRec recommends t = 0.75 with 256 negatives.
+- `sampled_softmax`: softmax cross-entropy of each target against `negatives` uniform items
+  shared by the whole batch (a negative equal to the target is left out); with `logq` the
+  negatives' logits are corrected by log(negatives / items), their expected count, so the
+  sampled softmax estimates the full one.
+- `ce`: softmax cross-entropy over the whole catalogue, item vectors taken in chunks of
+  `ce_chunk` whose logits are recomputed in the backward pass, so memory stays at
+  targets x chunk whatever the catalogue's size.
+
+Every loss is a sum over the targets divided by `count` (default: their number): a micro-batch
+passes its whole batch's count, so the micro-batches' losses add up to the batch's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .data import sample_negatives
+
+LOSSES = ("bce", "gbce", "sampled_softmax", "ce")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    loss: str = "bce"
+    negatives: int = 1
+    logq: bool = False
+    gbce_t: float = 0.75
+    ce_chunk: int = 4096
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"train.loss must be one of {LOSSES}, not {self.loss!r}")
+
+
+def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module,
+             count: int | None = None, beta: float = 1.0) -> torch.Tensor:
+    """-beta log s(pos) - sum over the target's negatives of log(1 - s(neg)), summed over the
+    non-padding target positions and divided by `count`. `negatives` has the targets' shape,
+    with one more axis when a target has several."""
+    where = targets > 0
+    users = states[where]
+    negatives = negatives[where].reshape(len(users), -1).T  # (N, T)
+    items = model.item_vectors(torch.cat([targets[where][None], negatives]))  # (1 + N, T, d)
+    logits = (users.unsqueeze(0) * items).sum(-1)
+    positive = F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0]), reduction="sum")
+    summed = (positive if beta == 1 else beta * positive) + \
+        F.binary_cross_entropy_with_logits(logits[1:], torch.zeros_like(logits[1:]), reduction="sum")
+    return summed / (len(users) if count is None else count)
+
+
+class Loss:
+    """A recommendation loss and the negatives it needs. `shared` negatives are one set for the
+    whole batch, not one per target (micro-batches then take them whole)."""
+
+    shared = False
+
+    def __init__(self, config: LossConfig, n_items: int):
+        self.config, self.n_items = config, n_items
+
+    def negatives(self, rng: np.random.Generator, rows: np.ndarray, targets: np.ndarray,
+                  exclude: np.ndarray) -> np.ndarray | None:
+        """Per target, `negatives` uniform items the row's user has not trained on (0 where
+        there is no target). One negative per target keeps the targets' shape (and the draws
+        of the default loss as they always were)."""
+        count = self.config.negatives
+        shape = targets.shape if count == 1 else (*targets.shape, count)
+        drawn = sample_negatives(rng, rows, shape, self.n_items, exclude)
+        return drawn * (targets > 0).reshape(*targets.shape, *([1] * (len(shape) - targets.ndim)))
+
+    def __call__(self, states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None,
+                 model: torch.nn.Module, count: int | None = None) -> torch.Tensor:
+        return bce_loss(states, targets, negatives, model, count)
+
+
+class GeneralisedBCE(Loss):
+    @property
+    def beta(self) -> float:
+        alpha = self.config.negatives / (self.n_items - 1)
+        return 1 - self.config.gbce_t * (1 - alpha)
+
+    def __call__(self, states, targets, negatives, model, count=None):
+        return bce_loss(states, targets, negatives, model, count, beta=self.beta)
+
+
+class SampledSoftmax(Loss):
+    shared = True
+
+    def negatives(self, rng, rows, targets, exclude):
+        return rng.integers(1, self.n_items + 1, size=self.config.negatives)
+
+    def __call__(self, states, targets, negatives, model, count=None):
+        where = targets > 0
+        users, positives = states[where], targets[where]
+        positive = (users * model.item_vectors(positives)).sum(-1, keepdim=True)
+        sampled = users @ model.item_vectors(negatives).T  # (T, N)
+        if self.config.logq:
+            sampled = sampled - math.log(self.config.negatives / self.n_items)
+        sampled = sampled.masked_fill(negatives[None, :] == positives[:, None], -math.inf)
+        logits = torch.cat([positive, sampled], dim=1)
+        summed = (torch.logsumexp(logits, dim=1) - positive[:, 0]).sum()
+        return summed / (len(users) if count is None else count)
+
+
+def _chunk_logsumexp(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    return (users @ items.T).logsumexp(dim=1)
+
+
+class FullSoftmax(Loss):
+    shared = True
+
+    def negatives(self, rng, rows, targets, exclude):
+        return None
+
+    def __call__(self, states, targets, negatives, model, count=None):
+        where = targets > 0
+        users, positives = states[where], targets[where]
+        positive = (users * model.item_vectors(positives)).sum(-1)
+        ids = torch.arange(1, self.n_items + 1, device=users.device)
+        # Each chunk's logits are recomputed in the backward pass instead of kept: memory is
+        # targets x ce_chunk, not targets x items.
+        parts = [checkpoint(_chunk_logsumexp, users, model.item_vectors(chunk), use_reentrant=False)
+                 for chunk in ids.split(self.config.ce_chunk)]
+        summed = (torch.logsumexp(torch.stack(parts, dim=1), dim=1) - positive).sum()
+        return summed / (len(users) if count is None else count)
+
+
+def make_loss(options: dict, n_items: int) -> Loss:
+    """The training loss the `train` options name (defaults: the paper's BCE, one negative)."""
+    names = LossConfig.__dataclass_fields__
+    config = LossConfig(**{k: v for k, v in options.items() if k in names})
+    kind = {"bce": Loss, "gbce": GeneralisedBCE, "sampled_softmax": SampledSoftmax, "ce": FullSoftmax}[config.loss]
+    return kind(config, n_items)
