@@ -24,7 +24,7 @@ BUDGET=${SLURM_TEST_BUDGET:-780}
 TARGETS=(results/mini_sasrec_metrics.json results/mini_sasrec_base_metrics.json)
 # The rules that must have run as Slurm jobs (others may too: aggregate_default, which does
 # not inherit `localrule: True` from aggregate through `use rule`).
-SLURM_RULES="ingest prompts embed pca retrieve split train evaluate"
+SLURM_RULES="ingest item_prompts user_prompts embed pca retrieve split train evaluate"
 CPUS=2
 
 STARTED=$SECONDS
