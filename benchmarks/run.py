@@ -172,7 +172,7 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
     hyperparameters, the variant's overrides from config.yaml and seed 42; returns its history."""
     import torch
 
-    from pipeline.config import deep_merge
+    from pipeline.schema import deep_merge
     from pipeline.train import train
 
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
@@ -263,7 +263,8 @@ def eval_figures(workdir: Path, dataset: str) -> dict:
     import torch
 
     from pipeline.data import TEST_INPUT_CUT
-    from pipeline.evaluate import full_ranking, load_for_scoring, representations, sampled_ranks
+    from pipeline.evaluate import load_for_scoring
+    from pipeline.scoring import full_ranking, representations, sampled_ranks
 
     results = workdir / "results" / dataset
     candidates = np.load(results / "split" / "candidates.npz")["test"]

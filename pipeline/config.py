@@ -8,20 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
-
-
-def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA.read_text())
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = deep_merge(merged[key], value) if nested else value
-    return merged
-
+from .errors import DataError
+from .schema import deep_merge, load_schema
 
 def _errors(validator: jsonschema.Validator, instance: object, prefix: str) -> list[str]:
     found = []
@@ -135,7 +123,6 @@ def target_errors(targets: list[str], config: dict) -> list[str]:
 def device_errors(config: dict) -> list[str]:
     """A CUDA device asked for (train.device, embed.device) on a machine without one."""
     from .device import resolve_device
-    from .errors import DataError
 
     problems = []
     for section in ("train", "embed"):
@@ -159,7 +146,6 @@ def reference_errors(config: dict) -> list[str]:
     for variant, override in config["variants"].items():
         problems += _errors(model_schema, deep_merge(config["model"], override), f"variants.{variant}")
     if config["embed"]["model"] != "default":
-        from .datasets import DataError
         from .embed import resolve_model
 
         try:

@@ -18,103 +18,14 @@ import polars as pl
 import torch
 
 from . import provenance
-from .data import TEST_INPUT_CUT, Sequences, length_sorted_chunks
+from .data import TEST_INPUT_CUT, Sequences
 from .device import resolve_device
 from .io import load_torch, read_json, write_json, write_parquet
-from .metrics import (GROUPS, PAPER_K, beyond_accuracy, counts_against, cutoffs, evaluated_users, group_masks,
-                      group_metrics,
-                      target_ranks)
+from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics
 from .models import build_model
+from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
-
-# Padded positions per forward chunk: measured on CPU, chunks of about 128 x 128 run
-# several times faster than larger ones on long sequences (the attention matrices stay in cache).
-TOKEN_BUDGET = 16384
-
-
-def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
-                device: torch.device, append_mask: bool = False, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
-    """The model's state at the last position of each row's sequence without its last `cut`
-    items, in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
-    token follows the last max_len - 1 items (with the authors' shifted positions where the
-    model has them). Rows go through the model in length-sorted chunks, so each is padded only
-    to the longest sequence in its chunk."""
-    keep = max_len - 1 if append_mask else max_len
-    lengths = sequences.lengths[rows] - cut
-    # A model that steps over every padding position (GRU4Rec, padding: attended) computes max_len
-    # positions per row whatever the chunk's width: size the chunks by that.
-    widths = np.full(len(rows), max_len) if model.encoder.full_width else np.minimum(lengths, keep)
-    chunks = length_sorted_chunks(widths, token_budget)
-    states = []
-    for chunk in chunks:
-        seq = torch.from_numpy(sequences.padded(rows[chunk], cut, keep)).to(device)
-        shift = None
-        if append_mask:
-            seq = torch.cat([seq, torch.full_like(seq[:, :1], model.mask_token)], dim=1)
-            if model.shifts_long_positions:  # the authors' Bert4Rec quirk: inputs of max_len or more items
-                shift = torch.from_numpy(lengths[chunk] >= max_len).to(device)
-        states.append(model.sequence_states(seq, shift)[:, -1])
-    return torch.cat(states)[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
-
-
-def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
-                 device: torch.device) -> torch.Tensor:
-    """The representation each user is scored with: the last state, or for models with a mask
-    token (Bert4Rec) the state at a mask appended after the sequence."""
-    return last_states(model, sequences, rows, cut, max_len, device, append_mask=model.mask_token is not None)
-
-
-@torch.no_grad()
-def representations(model: torch.nn.Module, sequences: Sequences, cut: int, max_len: int,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(user vectors for every user's sequence without its last `cut` items, item vectors for
-    ids 0..n_items), in evaluation mode."""
-    was_training = model.training
-    model.eval()
-    users = user_vectors(model, sequences, np.arange(sequences.n_users), cut, max_len, device)
-    items = model.item_vectors(torch.arange(sequences.n_items + 1, device=device))
-    model.train(was_training)
-    return users, items
-
-
-def sampled_ranks(users: torch.Tensor, items: torch.Tensor, candidates: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """0-based rank of column 0 of `candidates` among its row: one gather and dot product per batch."""
-    ranks = []
-    for start in range(0, len(users), batch_size):
-        cands = torch.from_numpy(candidates[start : start + batch_size]).to(users.device).long()
-        scores = torch.einsum("bd,bcd->bc", users[start : start + batch_size], items[cands])
-        ranks.append(target_ranks(scores).cpu())
-    return torch.cat(ranks).numpy()
-
-
-@torch.no_grad()
-def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences, cut: int, targets: np.ndarray | None,
-                 k: int, batch_size: int = 1024) -> tuple[np.ndarray | None, np.ndarray]:
-    """Every item scored for every user, in chunks of users (memory: batch_size x n_items).
-    The user's history (the sequence without its last `cut` items) is excluded, except the
-    target itself when it also occurs there. Returns (0-based target ranks, or None without
-    targets; top-k item ids per user, best first)."""
-    n_users, device = len(users), users.device
-    ranks, top = [], []
-    for start in range(0, n_users, batch_size):
-        rows = np.arange(start, min(start + batch_size, n_users))
-        scores = users[rows] @ items.T
-        scores[:, 0] = -torch.inf  # padding id
-        starts, ends = sequences.bounds(rows, cut)
-        lengths = np.maximum(ends - starts, 0)
-        which = np.repeat(np.arange(len(rows)), lengths)
-        seen = sequences.items[np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)]
-        if targets is not None:
-            target = torch.from_numpy(targets[rows]).to(device).long()
-            local = torch.arange(len(rows), device=device)
-            target_scores = scores[local, target].clone()
-        scores[torch.from_numpy(which).to(device), torch.from_numpy(seen).to(device)] = -torch.inf
-        if targets is not None:
-            scores[local, target] = target_scores
-            ranks.append((counts_against(scores, target_scores[:, None]).sum(dim=1) - 1).cpu())
-        top.append(scores.topk(k, dim=1).indices.cpu())
-    return (torch.cat(ranks).numpy() if ranks else None), torch.cat(top).numpy()
 
 
 def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:

@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from .datasets import DataError, with_defaults
+from .datasets import with_defaults
+from .errors import DataError
 from .io import write_parquet
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from .evaluate import full_ranking, load_for_scoring, representations
+from .evaluate import load_for_scoring
 from .io import write_parquet
+from .scoring import full_ranking, representations
 
 log = logging.getLogger(__name__)
 

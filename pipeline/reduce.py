@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
-from .datasets import DataError
+from .errors import DataError
 from .io import save_npy
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from .data import TEST_INPUT_CUT, Sequences
-from .datasets import DataError
+from .errors import DataError
 from .io import atomic_path, read_json, write_json, write_parquet
 from .metrics import evaluated_users
 

@@ -43,13 +43,13 @@ import torch
 from .console import CONSOLE
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches
 from .device import resolve_device
-from .evaluate import full_ranking, last_states, representations, sampled_ranks
 from .io import exclusive_lock, file_sha256, load_torch, save_torch, write_json
 from .losses import Loss, LossConfig, make_loss
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
 from .models.bert4rec import mask_items
 from .provenance import code_sha256, machine
+from .scoring import full_ranking, last_states, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
 BCE = Loss(LossConfig(), n_items=0)  # the paper's loss; its negatives are drawn by the caller

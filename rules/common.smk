@@ -3,7 +3,7 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from pipeline.config import deep_merge
+from pipeline.schema import deep_merge
 from pipeline.datasets import FORMATS, DataError, input_files
 from pipeline.models import BACKBONES, effective_options
 

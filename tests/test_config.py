@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from pipeline.config import coerce_command_line_strings, deep_merge, reference_errors, schema_errors
+from pipeline.config import coerce_command_line_strings, reference_errors, schema_errors
+from pipeline.schema import deep_merge
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.data import Sequences
-from pipeline.evaluate import full_ranking, sampled_ranks
+from pipeline.scoring import full_ranking, sampled_ranks
 from pipeline.metrics import beyond_accuracy, cutoffs, group_masks, ranking_metrics
 
 

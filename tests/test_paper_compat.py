@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.data import Sequences
-from pipeline.evaluate import user_vectors
+from pipeline.scoring import user_vectors
 from pipeline.models import PAPER_COMPAT, build_model, effective_options
 from pipeline.models.layers import Dropout
 from pipeline.train import accumulate_gradients, training_batch, training_users, usable_neighbours

@@ -106,7 +106,7 @@ def test_bert4rec_masking_statistics():
 
 
 def test_bert4rec_mask_token_row_starts_at_zero_and_scores_at_an_appended_mask():
-    from pipeline.evaluate import user_vectors
+    from pipeline.scoring import user_vectors
 
     model = variant("base", "bert4rec").eval()
     assert model.mask_token == N_ITEMS + 1 and torch.count_nonzero(model.item_embedding.weight[N_ITEMS + 1]) == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import amazon, bundle, llmesr, recbole, sequences, yelp
+from ..schema import load_schema
 from .base import DataError, RawData
 
 # The paper's preprocessing for raw data; files that are already preprocessed (the authors'
@@ -42,8 +43,6 @@ FORMATS: dict[str, Format] = {
 def with_defaults(spec: dict) -> dict:
     """A dataset entry with the schema's and its format's defaults filled in where it is silent
     (the same defaults the workflow applies, for callers of the stage commands)."""
-    from ..config import load_schema
-
     properties = load_schema()["$defs"]["dataset"]["properties"]
     schema_defaults = {key: value["default"] for key, value in properties.items() if "default" in value}
     return {**schema_defaults, **FORMATS[spec["format"]].defaults, **spec}

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..config import deep_merge
+from ..schema import deep_merge
 from .bert4rec import Bert4RecConfig, Bert4RecEncoder
 from .gru4rec import GRU4RecConfig, GRU4RecEncoder
 from .llmesr import LLMESR, LLMESRConfig

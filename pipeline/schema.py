@@ -1,0 +1,21 @@
+"""The configuration schema and how config sections merge: one floor below the stages (config
+checks, dataset readers, model builders all read them) and importing none of them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if nested else value
+    return merged
