@@ -137,6 +137,8 @@ def reference_errors(config: dict) -> list[str]:
     """Targets must name configured datasets and variants; each variant's overrides must make
     a valid `model` section (which catches misspelt option names); the encoder folder must be
     loadable."""
+    from .models import method_of
+
     problems = []
     for kind in ("datasets", "variants"):
         for name in config["targets"][kind]:
@@ -144,7 +146,12 @@ def reference_errors(config: dict) -> list[str]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
     model_schema = jsonschema.Draft202012Validator(load_schema()["properties"]["model"])
     for variant, override in config["variants"].items():
-        problems += _errors(model_schema, deep_merge(config["model"], override), f"variants.{variant}")
+        merged = deep_merge(config["model"], override)
+        problems += _errors(model_schema, merged, f"variants.{variant}")
+        base = config["variants"].get("base")
+        if merged.get("method") == "cities" and (base is None or method_of(deep_merge(config["model"], base)) != "base"):
+            problems.append(f"variants.{variant}: CITIES is a second stage on the plain backbone: it needs the variant "
+                            "'base' configured as the plain backbone ({llmesr: {enabled: false}})")
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 

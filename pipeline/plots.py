@@ -2,6 +2,8 @@
 
     python -m pipeline plots groups METRICS.json ... --out groups.png   # HR@10/NDCG@10 per group, base vs LLM-ESR per backbone
     python -m pipeline plots training HISTORY.json --out curve.png     # validation NDCG@10 and loss per epoch
+    python -m pipeline plots analysis --groups GROUPS.parquet --run base=USERS.parquet ... --out fig.png
+        # the paper's Fig. 4: HR@10/NDCG@10 over finer user-length and item-popularity bins
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
 
 from .io import atomic_path, read_json  # noqa: E402
 from .metrics import GROUPS  # noqa: E402
@@ -61,11 +64,53 @@ def training_curves(history: dict, title: str, out: Path) -> None:
     left.set(xlabel="epoch", title="validation (sampled)")
     left.legend(fontsize=8)
     right.plot(epochs, [e["loss"] for e in history["epochs"]], label="total")
-    right.plot(epochs, [e["rec_loss"] for e in history["epochs"]], label="recommendation (BCE)")
-    if any(e["distill_loss"] for e in history["epochs"]):
-        right.plot(epochs, [e["distill_loss"] for e in history["epochs"]], label="self-distillation (MSE)")
+    # The recommendation loss and each term a method adds (distill, user_transfer, align, ...).
+    for key in sorted({k for e in history["epochs"] for k in e if k.endswith("_loss")}):
+        label = "recommendation" if key == "rec_loss" else key.removesuffix("_loss").replace("_", " ")
+        right.plot(epochs, [e.get(key, 0.0) for e in history["epochs"]], label=label)
     right.set(xlabel="epoch", title="training loss")
     right.legend(fontsize=8)
+    figure.suptitle(title)
+    save(figure, out)
+
+
+def bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Integer edges at quantiles (duplicates merged): bins of about equal size."""
+    return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)).round().astype(int))
+
+
+def binned(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bin index of each value and the bins' labels ([a, b] inclusive, the last open)."""
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    labels = [f"{edges[i]}-{edges[i + 1] - 1}" if edges[i + 1] - 1 > edges[i] else f"{edges[i]}"
+              for i in range(len(edges) - 2)] + [f"{edges[-2]}+"]
+    return index, labels
+
+
+def group_analysis(groups: pl.DataFrame, runs: dict[str, list[pl.DataFrame]], title: str, out: Path, bins: int = 5) -> None:
+    """HR@10 and NDCG@10 (sampled protocol) per bin of the user's input length and of the test
+    target's popularity, one line per variant (seeds averaged), with each bin's user count."""
+    evaluated = np.all([run["evaluated"].to_numpy() for parts in runs.values() for run in parts], axis=0)
+    splits = {"user": ("input_length", "user sequence length"), "item": ("target_popularity", "target item popularity")}
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7), layout="constrained", squeeze=False)
+    for col, (kind, (column, label)) in enumerate(splits.items()):
+        values = groups[column].to_numpy()
+        index, labels = binned(values, bin_edges(values[evaluated], bins))
+        counts = np.bincount(index[evaluated], minlength=len(labels))
+        for row, metric in enumerate(METRICS):
+            ax = axes[row, col]
+            for variant, parts in runs.items():
+                per_seed = []
+                for run in parts:
+                    rank = run["rank_sampled"].to_numpy()
+                    hit = (rank >= 0) & (rank < 10)
+                    score = hit.astype(float) if metric == "HR@10" else np.where(hit, 1 / np.log2(rank + 2), 0.0)
+                    per_seed.append([score[evaluated & (index == b)].mean() if counts[b] else np.nan
+                                     for b in range(len(labels))])
+                ax.plot(range(len(labels)), np.mean(per_seed, axis=0), marker="o", label=VARIANT_TITLES.get(variant, variant))
+            ax.set_xticks(range(len(labels)), [f"{l}\n(n={c})" for l, c in zip(labels, counts)], fontsize=7)
+            ax.set(xlabel=label, title=f"{metric} by {label} (sampled)")
+            ax.legend(fontsize=8)
     figure.suptitle(title)
     save(figure, out)
 
@@ -81,8 +126,20 @@ def main(argv: list[str] | None = None) -> None:
     training.add_argument("history", type=Path)
     training.add_argument("--title", required=True)
     training.add_argument("--out", required=True, type=Path)
+    analysis = commands.add_parser("analysis")
+    analysis.add_argument("--groups", required=True, type=Path, help="the split's groups.parquet")
+    analysis.add_argument("--run", action="append", required=True, metavar="VARIANT=USERS.parquet",
+                          help="a run's per-user results; a variant given several times is averaged over them")
+    analysis.add_argument("--title", required=True)
+    analysis.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.command == "groups":
         group_bars([read_json(path) for path in args.metrics], args.out)
+    elif args.command == "analysis":
+        runs: dict[str, list[pl.DataFrame]] = {}
+        for spec in args.run:
+            variant, _, path = spec.partition("=")
+            runs.setdefault(variant, []).append(pl.read_parquet(path))
+        group_analysis(pl.read_parquet(args.groups), runs, args.title, args.out)
     else:
         training_curves(read_json(args.history), args.title, args.out)

@@ -14,14 +14,15 @@ from .metrics import counts_against, target_ranks
 TOKEN_BUDGET = 16384
 
 
-def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
+def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int | np.ndarray, max_len: int,
                 device: torch.device, append_mask: bool = False, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
     """The model's state at the last position of each row's sequence without its last `cut`
-    items, in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
+    items (one number, or one per row), in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
     token follows the last max_len - 1 items (with the authors' shifted positions where the
     model has them). Rows go through the model in length-sorted chunks, so each is padded only
     to the longest sequence in its chunk."""
     keep = max_len - 1 if append_mask else max_len
+    cut = np.broadcast_to(np.asarray(cut), rows.shape)
     lengths = sequences.lengths[rows] - cut
     # A model that steps over every padding position (GRU4Rec, padding: attended) computes max_len
     # positions per row whatever the chunk's width: size the chunks by that.
@@ -29,7 +30,7 @@ def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, 
     chunks = length_sorted_chunks(widths, token_budget)
     states = []
     for chunk in chunks:
-        seq = torch.from_numpy(sequences.padded(rows[chunk], cut, keep)).to(device)
+        seq = torch.from_numpy(sequences.padded(rows[chunk], cut[chunk], keep)).to(device)
         shift = None
         if append_mask:
             seq = torch.cat([seq, torch.full_like(seq[:, :1], model.mask_token)], dim=1)
@@ -39,7 +40,7 @@ def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, 
     return torch.cat(states)[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
 
 
-def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int, max_len: int,
+def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int | np.ndarray, max_len: int,
                  device: torch.device) -> torch.Tensor:
     """The representation each user is scored with: the last state, or for models with a mask
     token (Bert4Rec) the state at a mask appended after the sequence."""

@@ -1,8 +1,9 @@
 """Stage `tables`: the paper's tables rebuilt from the metrics files of one dataset.
 
-- `{dataset}.md` / `.csv`: Table 1: rows backbone x {base, LLM-ESR} plus the relative
-  improvement, and both as the authors' code computes them (variants `authorsbase`,
-  `authors`) when their metrics are given; columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
+- `{dataset}.md` / `.csv`: Table 1: rows backbone x {base, CITIES, MELT, RLMRec(-Gen), LLMInit,
+  LLM-ESR} (those whose metrics are given), LLM-ESR's relative improvement over base and over
+  the best competitor in each column, and base and LLM-ESR as the authors' code computes them
+  (variants `authorsbase`, `authors`); columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
@@ -26,7 +27,12 @@ BACKBONE_TITLES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "Bert4R
 VARIANT_TITLES = {"llmesr": "LLM-ESR", "base": "base", "nocoview": "w/o co-view", "nosemview": "w/o se-view",
                   "nosd": "w/o SD", "noshare": "w/o share", "noca": "w/o CA", "adapter1": "1-layer adapter",
                   "randinit": "random init", "authorsbase": "base (authors' code)",
-                  "authors": "LLM-ESR (authors' code)"}
+                  "authors": "LLM-ESR (authors' code)", "llminit": "LLMInit", "cities": "CITIES", "melt": "MELT",
+                  "rlmrec": "RLMRec", "rlmrecgen": "RLMRec-Gen"}
+# Table 1's rows in the paper's order; the competitors are the rows between base and LLM-ESR.
+COMPETITORS = ("cities", "melt", "rlmrec", "rlmrecgen", "llminit")
+TABLE1_ROWS = ("base", *COMPETITORS, "llmesr", "authorsbase", "authors")
+IMPROVEMENT_TITLES = {"improvement_%": "Improv. over base", "improvement_best_%": "Improv. over best competitor"}
 PROTOCOLS = {"sampled": "sampled (100 negatives, the paper's protocol)", "full": "full ranking (history excluded)"}
 
 
@@ -48,9 +54,10 @@ def improvement(ours: float | None, base: float | None) -> float | None:
 
 
 def table_rows(results: dict[tuple[str, str], dict], rows: list[tuple[str, str]], protocol: str,
-               improvement_of: tuple[str, str] | None = None) -> list[dict]:
+               improvement_of: tuple[str, str] | None = None, competitors: tuple[str, ...] = ()) -> list[dict]:
     """Rows of {backbone, model, and per group x metric: mean, std}; with `improvement_of`
-    (variant, baseline variant) an extra row per backbone with the relative change in %."""
+    (variant, baseline variant) an extra row per backbone with the relative change in %, and
+    with `competitors` one more: the change over the best competitor present, column by column."""
     out = []
     for backbone, variant in rows:
         means, stds = values(results[backbone, variant], protocol)
@@ -59,12 +66,22 @@ def table_rows(results: dict[tuple[str, str], dict], rows: list[tuple[str, str]]
             for metric in METRICS:
                 row[(group, metric)] = (means[group][metric], stds.get(group, {}).get(metric))
         out.append(row)
-        if improvement_of and variant == improvement_of[0] and (backbone, improvement_of[1]) in results:
+        if not improvement_of or variant != improvement_of[0]:
+            continue
+        if (backbone, improvement_of[1]) in results:
             base, _ = values(results[backbone, improvement_of[1]], protocol)
             change = {"backbone": backbone, "model": "improvement_%"}
             for group in GROUPS:
                 for metric in METRICS:
                     change[(group, metric)] = (improvement(means[group][metric], base[group][metric]), None)
+            out.append(change)
+        rivals = [values(results[backbone, c], protocol)[0] for c in competitors if (backbone, c) in results]
+        if rivals:
+            change = {"backbone": backbone, "model": "improvement_best_%"}
+            for group in GROUPS:
+                for metric in METRICS:
+                    present = [r[group][metric] for r in rivals if r[group][metric] is not None]
+                    change[(group, metric)] = (improvement(means[group][metric], max(present, default=None)), None)
             out.append(change)
     return out
 
@@ -73,9 +90,9 @@ def markdown(rows: list[dict], title: str) -> str:
     header = "| Backbone | Model | " + " | ".join(f"{GROUP_TITLES[g]} {m}" for g in GROUPS for m in METRICS) + " |"
     lines = [f"## {title}", "", header, "|" + "---|" * (2 + len(GROUPS) * len(METRICS))]
     for row in rows:
-        if row["model"] == "improvement_%":
+        if row["model"] in IMPROVEMENT_TITLES:
             cells = ["-" if row[g, m][0] is None else f"{row[g, m][0]:+.1f}%" for g in GROUPS for m in METRICS]
-            name = "Improv."
+            name = IMPROVEMENT_TITLES[row["model"]]
         else:
             cells = [cell(*row[g, m]) for g in GROUPS for m in METRICS]
             name = VARIANT_TITLES.get(row["model"], row["model"])
@@ -125,12 +142,12 @@ def published_table1(dataset: str, backbones: list[str]) -> str:
 
 
 def table1(results: dict, backbones: list[str], dataset: str, embedder: str, md: Path, out_csv: Path) -> None:
-    rows = [(b, v) for b in backbones for v in ("base", "llmesr", "authorsbase", "authors") if (b, v) in results]
+    rows = [(b, v) for b in backbones for v in TABLE1_ROWS if (b, v) in results]
     parts = [f"# {dataset}: head/tail results (Table 1 layout)", "",
              f"Our embedder: {embedder}. Mean ± std over seeds where there are several.", ""]
     records = []
     for protocol, title in PROTOCOLS.items():
-        built = table_rows(results, rows, protocol, improvement_of=("llmesr", "base"))
+        built = table_rows(results, rows, protocol, improvement_of=("llmesr", "base"), competitors=COMPETITORS)
         parts.append(markdown(built, f"Ours, {title}"))
         records += csv_rows(built, protocol)
     parts.append(published_table1(dataset, backbones))

@@ -3,16 +3,11 @@ loss (`train.loss`, pipeline/losses.py; default the paper's BCE with one sampled
 positive), early-stopped on validation NDCG@10 under the sampled protocol or, with
 `train.select_on: full`, under full ranking; the best checkpoint is kept.
 
-LLM-ESR adds retrieval-augmented self-distillation: for each user in a batch, the teacher is
-the mean of the model's own representations of its `num_similar_users` most similar users
-(their training sequences), computed without gradient in one forward over the distinct
-neighbours of the batch; the student is the user's representation from the same forward that
-gives the recommendation loss. Loss = BCE + alpha * MSE(student, teacher).
-That is `model.llmesr.teacher: batch` (the authors' way, dropout included). The default,
-`epoch_cache`, takes the neighbours' representations from a cache computed once per epoch in
-evaluation mode: several times cheaper (each user is a neighbour of about ten others, so the
-per-batch teacher encodes every user about ten times per epoch); the teacher lags by up to an
-epoch. benchmarks/ measures both.
+What a method adds (LLM-ESR's self-distillation, MELT's transfers, RLMRec's alignment) comes
+in as training terms through one interface (pipeline/models/terms.py): the loop calls each
+term's `begin_epoch`, `prepare` (per batch) and `loss` (per micro-batch) and adds weight x
+loss. A method that is a stage of its own on a trained plain backbone (CITIES) replaces the
+loop: `METHODS[...].stage`, given the base checkpoint.
 
 Resumable: the state after every epoch (model, optimizer, random generators, early-stopping
 state) is saved atomically to `resume.pt` beside the outputs; a killed run started again
@@ -35,6 +30,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -43,13 +39,14 @@ import torch
 from .console import CONSOLE
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches
 from .device import resolve_device
-from .io import exclusive_lock, file_sha256, load_torch, save_torch, write_json
+from .io import exclusive_lock, file_sha256, load_torch, read_json, save_torch, write_json
 from .losses import Loss, LossConfig, make_loss
 from .metrics import evaluated_users, hr_ndcg
-from .models import BACKBONES, backbone_config, build_model, effective_options, llmesr_config
+from .models import BACKBONES, METHODS, backbone_config, build_model, effective_options, method_config, method_of
 from .models.bert4rec import mask_items
+from .models.terms import Batch, MicroBatch, TrainingData, TrainingTerm
 from .provenance import code_sha256, machine
-from .scoring import full_ranking, last_states, representations, sampled_ranks
+from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
 BCE = Loss(LossConfig(), n_items=0)  # the paper's loss; its negatives are drawn by the caller
@@ -80,71 +77,21 @@ def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
     return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
-def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor,
-                       shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of `states[where]` per row of a (B, n) neighbour grid, over usable neighbours only."""
-    weights = usable[where].view(shape).float()
-    gathered = states[where].view(*shape, -1)
-    count = weights.sum(1, keepdim=True)
-    return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
-
-
-def usable_neighbours(sequences: Sequences, keep_empty: bool) -> np.ndarray:
-    """Which users' representations enter a teacher: those with a training input (the
-    training sequence without its last item), or with `keep_empty` everyone, as the authors'
-    code does (an empty input is all padding and still has a representation)."""
-    return np.ones(sequences.n_users, bool) if keep_empty else sequences.lengths > TRAIN_CUT + 1
-
-
-def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
-                         device: torch.device, keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
-    training inputs, skipping neighbours whose training input is empty unless `keep_empty`.
-    Every (row, neighbour) pair is its own forward, with its own dropout draw, as in the
-    authors' code (a neighbour shared by two rows is not computed once for both).
-    Returns (teacher, has_teacher)."""
-    flat = neighbours.reshape(-1)
-    with torch.no_grad():
-        states = last_states(model, sequences, flat, TRAIN_CUT + 1, max_len, device)
-    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(device)
-    return mean_of_neighbours(states, usable[flat], torch.arange(len(flat), device=device), neighbours.shape)
-
-
-@torch.no_grad()
-def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device) -> torch.Tensor:
-    """`teacher: epoch_cache`: every user's representation of its training input,
-    computed once at the start of an epoch (evaluation mode, so without dropout noise)."""
-    was_training = model.training
-    model.eval()
-    states = last_states(model, sequences, np.arange(sequences.n_users), TRAIN_CUT + 1, max_len, device)
-    model.train(was_training)
-    return states
-
-
-def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray,
-                   keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(cached.device)
-    return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
-
-
 def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray | None,
-                         teacher: tuple[torch.Tensor, torch.Tensor] | None, alpha: float, max_groups: int,
-                         device: torch.device, second_student_pass: bool = False,
-                         loss: Loss | None = None) -> tuple[float, float, float]:
-    """Backpropagates one batch's loss, rec + alpha * MSE(student, teacher) (rec: `loss`,
-    default the paper's BCE with the given negatives per target), as up to
-    `max_groups` micro-batches of rows of similar length, each trimmed to its longest input
-    (inputs are right-aligned, so the trim drops padding only; under `padding: attended` the
-    model computes the padding it is not shown). Both terms are divided by the whole batch's
-    counts: the gradients add up to the whole batch's. The student is the last state of the
-    forward that gives the recommendation loss, or with `second_student_pass` of a second
-    forward with its own dropout draw (the authors'). Returns (loss, rec, distill)."""
+                         terms: list[tuple[TrainingTerm, Any]], max_groups: int, device: torch.device,
+                         loss: Loss | None = None, rows: np.ndarray | None = None) -> tuple[float, float, dict[str, float]]:
+    """Backpropagates one batch's loss, rec + sum of weight x term (rec: `loss`, default the
+    paper's BCE with the given negatives per target; terms: a method's additions with what
+    their `prepare` gave for this batch), as up to `max_groups` micro-batches of rows of
+    similar length, each trimmed to its longest input (inputs are right-aligned, so the trim
+    drops padding only; under `padding: attended` the model computes the padding it is not
+    shown). Every part is divided by the whole batch's counts: the gradients add up to the
+    whole batch's. `rows`: the batch's users (0-based), for the terms.
+    Returns (loss, rec, {term name: unweighted term})."""
     loss = loss or BCE
+    rows = np.arange(len(inputs)) if rows is None else rows
     n_targets = int((targets > 0).sum())
-    if teacher is not None:
-        teacher_states, has_teacher = teacher
-        n_taught = int(has_teacher.sum())
-    totals = np.zeros(3)
+    total_loss, total_rec, total_terms = 0.0, 0.0, {term.name: 0.0 for term, _ in terms}
     lengths = (inputs > 0).sum(1)
     shared = None if negatives is None or not loss.shared else torch.from_numpy(negatives).to(device)
     for group in length_groups(lengths, max_groups):
@@ -155,17 +102,17 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
         group_negatives = trimmed[2] if len(trimmed) == 3 else shared
         states = model.sequence_states(group_inputs)
         rec = loss(states, group_targets, group_negatives, model, count=n_targets)
-        sd = torch.zeros((), device=device)
-        if teacher is not None and n_taught:
-            rows = torch.from_numpy(group).to(device)
-            taught = has_teacher[rows]
-            last = model.sequence_states(group_inputs)[:, -1] if second_student_pass else states[:, -1]
-            students, goals = last[taught], teacher_states[rows][taught]
-            sd = ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
-        total = rec + alpha * sd
+        total = rec
+        micro = MicroBatch(rows[group], torch.from_numpy(group).to(device), group_inputs, group_targets, states,
+                           group_negatives)
+        for term, prepared in terms:
+            value = term.loss(model, micro, prepared)
+            total = total + term.weight * value
+            total_terms[term.name] += value.item()
         total.backward()
-        totals += (total.item(), rec.item(), sd.item())
-    return tuple(totals)
+        total_loss += total.item()
+        total_rec += rec.item()
+    return total_loss, total_rec, total_terms
 
 
 def validation_scores(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, evaluated: np.ndarray,
@@ -254,38 +201,50 @@ def resume(path: Path | None, fingerprint: str, model: torch.nn.Module, optimize
 
 def train(backbone: str, model_options: dict, options: dict, sequences: Sequences, valid_candidates: np.ndarray,
           device: torch.device, llm_items: np.ndarray | None = None, pca_items: np.ndarray | None = None,
-          neighbours: np.ndarray | None = None, checkpoint: Path | None = None, fingerprint: str = "") -> tuple[dict, dict]:
+          neighbours: np.ndarray | None = None, checkpoint: Path | None = None, fingerprint: str = "",
+          llm_users: np.ndarray | None = None, thresholds: dict | None = None,
+          base_state: dict | None = None) -> tuple[dict, dict]:
     """Returns (best state dict, history). With `checkpoint`, the state after every epoch is
-    saved there and a run with the same `fingerprint` continues from it."""
+    saved there and a run with the same `fingerprint` continues from it. What the method
+    (`model.method`) needs: `neighbours` (LLM-ESR), `llm_users` (RLMRec), `thresholds` (MELT,
+    CITIES), `base_state`: the trained plain backbone a second-stage method starts from (CITIES)."""
     model_options = effective_options(model_options)
     seed = options["seed"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     as_tensor = (lambda a: None if a is None else torch.from_numpy(a))
-    model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items)).to(device)
+    model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items),
+                        thresholds).to(device)
+    method_name = method_of(model_options)
+    method = METHODS[method_name]
+    max_len, batch_size = model_options["max_len"], options["batch_size"]
+    keep_single = model_options.get("single_item_users", "drop") == "keep"
+    evaluated = evaluated_users(valid_candidates)
+    select_on = options.get("select_on", "sampled")
+    if method.stage is not None:
+        if base_state is None:
+            raise ValueError(f"{method.label} starts from the trained plain backbone: pass its checkpoint")
+        missing, unexpected = model.load_state_dict(base_state, strict=False)
+        if unexpected or any(not name.startswith("inference.") for name in missing):
+            raise ValueError(f"the base checkpoint does not fit this {backbone}: missing {missing}, unexpected {unexpected}")
+        validate = lambda m: validation_scores(m, sequences, valid_candidates, evaluated, max_len, device,
+                                               select_on == "full")
+        return method.stage(model, sequences, thresholds["ts_item"], options, rng, device, validate)
+    data = TrainingData(sequences, max_len, device, options["max_epochs"], keep_single, neighbours, llm_items,
+                        llm_users, thresholds)
+    terms = method.terms(method_config(method_name, model_options), data)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=options["lr"], weight_decay=options["weight_decay"])
     objective = BACKBONES[backbone].objective
     mask_prob = getattr(backbone_config(backbone, model_options), "mask_prob", 0.0)
-    max_len, batch_size = model_options["max_len"], options["batch_size"]
     full_width = model_options.get("padding", "masked") == "attended"
-    keep_single = model_options.get("single_item_users", "drop") == "keep"
-    distill = model_options["llmesr"]["enabled"] and llmesr_config(model_options).alpha > 0
-    second_student_pass = False
-    if distill:
-        llmesr = llmesr_config(model_options)
-        alpha, teacher_mode = llmesr.alpha, llmesr.teacher
-        second_student_pass = llmesr.student == "second_pass"
-        similar = neighbours[:, : llmesr.num_similar_users].astype(np.int64) - 1
     users = training_users(objective, sequences, keep_single)
-    evaluated = evaluated_users(valid_candidates)
     loss = make_loss(options, sequences.n_items)
-    select_on = options.get("select_on", "sampled")
     # Masked training sees every user twice per epoch: randomly masked, and last item masked.
     copies = 2 if objective == "masked" else 1
     exclude = sequences.membership_keys(TRAIN_CUT)
     log.info("%s (%s): %d parameters (%d trainable), %d training users, %d batches per epoch",
-             backbone, "LLM-ESR" if model_options["llmesr"]["enabled"] else "base",
+             backbone, method.label,
              sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
              sum(p.numel() for p in model.parameters() if p.requires_grad),
              len(users), -(-copies * len(users) // batch_size))
@@ -295,32 +254,27 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         epoch = progress.epoch + 1
         model.train()
         started = time.perf_counter()
-        totals = np.zeros(3)
+        totals = np.zeros(2 + len(terms))
         batches = skipped = 0
-        if distill and teacher_mode == "epoch_cache":
-            cached = cached_representations(model, sequences, max_len, device)
+        for term in terms:
+            term.begin_epoch(model, epoch)
         for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
             rows, last_only = users[picked % len(users)], picked >= len(users)
             inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
                                              model.mask_token, mask_prob, full_width)
             negatives = loss.negatives(rng, rows, targets, exclude)
-            teacher = None
-            if distill:
-                if teacher_mode == "epoch_cache":
-                    teacher = cached_teacher(cached, sequences, similar[rows], keep_single)
-                else:
-                    teacher = distillation_teacher(model, sequences, similar[rows], max_len, device, keep_single)
+            batch = Batch(rows, inputs, targets, negatives)
+            prepared = [(term, term.prepare(model, batch)) for term in terms]
             optimizer.zero_grad(set_to_none=True)
-            step_loss, rec, sd = accumulate_gradients(model, inputs, targets, negatives, teacher,
-                                                      alpha if distill else 0.0, options["length_groups"], device,
-                                                      second_student_pass, loss)
+            step_loss, rec, parts = accumulate_gradients(model, inputs, targets, negatives, prepared,
+                                                         options["length_groups"], device, loss, rows)
             if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
                 # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
                 # backward on batches of 200-item sequences): skip that step, count it, go on.
                 skipped += 1
                 continue
             optimizer.step()
-            totals += (step_loss, rec, sd)
+            totals += (step_loss, rec, *parts.values())
             batches += 1
         train_seconds = time.perf_counter() - started
         if skipped:
@@ -333,8 +287,9 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         started = time.perf_counter()
         scores = validation_scores(model, sequences, valid_candidates, evaluated, max_len, device, select_on == "full")
         eval_seconds = time.perf_counter() - started
-        mean_loss, rec, sd = (totals / batches).tolist()
-        progress.history.append({"epoch": epoch, "loss": mean_loss, "rec_loss": rec, "distill_loss": sd, **scores,
+        mean_loss, rec, *parts = (totals / batches).tolist()
+        term_losses = {f"{term.name}_loss": value for term, value in zip(terms, parts)}
+        progress.history.append({"epoch": epoch, "loss": mean_loss, "rec_loss": rec, **term_losses, **scores,
                                  "skipped_steps": skipped, "train_seconds": round(train_seconds, 3),
                                  "eval_seconds": round(eval_seconds, 3)})
         progress.epoch = epoch
@@ -346,9 +301,10 @@ def train(backbone: str, model_options: dict, options: dict, sequences: Sequence
         else:
             progress.waited += 1
         full = f" full NDCG@10 {scores['valid_full_NDCG@10']:.4f}" if select_on == "full" else ""
-        log.info("epoch %d/%d loss %.4f (rec %.4f, distill %.4f) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
-                 epoch, options["max_epochs"], mean_loss, rec, sd, ndcg, hr, full, progress.best_ndcg, progress.best_epoch,
-                 train_seconds, eval_seconds, extra=CONSOLE)
+        named = "".join(f", {term.name} {value:.4f}" for term, value in zip(terms, parts))
+        log.info("epoch %d/%d loss %.4f (rec %.4f%s) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
+                 epoch, options["max_epochs"], mean_loss, rec, named, ndcg, hr, full, progress.best_ndcg,
+                 progress.best_epoch, train_seconds, eval_seconds, extra=CONSOLE)
         if checkpoint is not None:
             save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
         if progress.waited >= options["patience"]:
@@ -378,9 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backbone", required=True)
     parser.add_argument("--model", required=True, help="the variant's resolved `model` config, as JSON")
     parser.add_argument("--train", required=True, help="the `train` config with this run's seed, as JSON")
-    parser.add_argument("--llm-items", type=Path, help="item LLM embeddings (LLM-ESR)")
-    parser.add_argument("--pca-items", type=Path, help="PCA of the item embeddings (LLM-ESR)")
+    parser.add_argument("--llm-items", type=Path, help="item LLM embeddings (LLM-ESR, RLMRec)")
+    parser.add_argument("--pca-items", type=Path, help="PCA of the item embeddings (LLM-ESR, LLMInit)")
     parser.add_argument("--neighbours", type=Path, help="similar users (LLM-ESR self-distillation)")
+    parser.add_argument("--llm-users", type=Path, help="user LLM embeddings (RLMRec)")
+    parser.add_argument("--stats", type=Path, help="the dataset's stats with its head/tail cuts (MELT, CITIES)")
+    parser.add_argument("--base", type=Path, help="the plain backbone's model.pt of the same seed (CITIES)")
     parser.add_argument("--out-checkpoint", required=True, type=Path)
     parser.add_argument("--out-history", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1)
@@ -394,7 +353,10 @@ def main(argv: list[str] | None = None) -> None:
     load = (lambda path: None if path is None else np.load(path))
     llm_items = load(args.llm_items)
     inputs = [p for p in (args.interactions, args.items, args.candidates, args.llm_items, args.pca_items,
-                          args.neighbours) if p is not None]
+                          args.neighbours, args.llm_users, args.stats, args.base) if p is not None]
+    thresholds = None if args.stats is None else read_json(args.stats)["thresholds"]
+    base_state = None if args.base is None else load_torch(args.base, "base model checkpoint (model.pt)",
+                                                            map_location=device)["state_dict"]
     checkpoint = args.out_checkpoint.with_name("resume.pt")
     # One trainer per run folder: a second one (say, a rerun while an orphaned trainer of a
     # killed Snakemake still runs) would fight over resume.pt.
@@ -403,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
             args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
             llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
             checkpoint=checkpoint, fingerprint=fingerprint_of(args.backbone, model_options, options, files=inputs),
+            llm_users=load(args.llm_users), thresholds=thresholds, base_state=base_state,
         )
     save_torch({
         "backbone": args.backbone,

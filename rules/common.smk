@@ -3,9 +3,9 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from pipeline.schema import deep_merge
 from pipeline.datasets import FORMATS, DataError, input_files
-from pipeline.models import BACKBONES, effective_options
+from pipeline.models import BACKBONES, METHOD_SECTIONS, effective_options, method_inputs
+from pipeline.schema import deep_merge
 
 
 # Datasets whose format brings its own embeddings, PCA and similar users (the authors'
@@ -43,9 +43,14 @@ def variant_model(variant):
 
 def run_model_options(backbone, variant):
     """What a training job depends on: the variant's model options without the other
-    backbones' sections (so changing one backbone's options reruns only its jobs)."""
+    backbones' and the other methods' sections (so changing one backbone's or one method's
+    options reruns only its jobs)."""
     options = variant_model(variant)
-    return {k: v for k, v in options.items() if k not in BACKBONES or k == backbone}
+    method = options["method"]
+    own = "llmesr" if method == "llmesr" else method
+    return {k: v for k, v in options.items()
+            if (k not in BACKBONES or k == backbone) and (k not in METHOD_SECTIONS or k == own)
+            and not (k == "method" and method == "llmesr")}
 
 
 def train_options(seed):
@@ -53,20 +58,15 @@ def train_options(seed):
     return {**options, "seed": int(seed)}
 
 
-def llm_needs(variant):
-    """Which LLM artifacts a variant's training reads: item embeddings (semantic view), their
-    PCA (ID-table init), similar users (self-distillation)."""
-    llmesr = variant_model(variant)["llmesr"]
-    if not llmesr["enabled"]:
-        return set()
-    needs = set()
-    if llmesr["semantic_view"]:
-        needs.add("llm_items")
-    if llmesr["collaborative_view"] and llmesr["id_init"] == "pca":
-        needs.add("pca_items")
-    if llmesr["alpha"] > 0:
-        needs.add("neighbours")
-    return needs
+def training_needs(variant):
+    """What a variant's training reads besides the interactions (pipeline.models.METHODS): item
+    embeddings, their PCA, similar users, user embeddings, the dataset's head/tail cuts (stats),
+    the plain backbone's checkpoint (base)."""
+    return method_inputs(variant_model(variant))
+
+
+def uses_embeddings(variant):
+    return bool(training_needs(variant) & {"llm_items", "llm_users", "pca_items", "neighbours"})
 
 
 _reported_missing = set()

@@ -1,6 +1,6 @@
 def evaluate_inputs(w):
     """The embeddings' metadata is read for the record of models that use them."""
-    if "llm_items" in llm_needs(w.variant):
+    if "llm_items" in training_needs(w.variant):
         return {"embed_meta": f"results/{w.dataset}/embed/items.json"}
     return {}
 
@@ -8,7 +8,7 @@ def evaluate_inputs(w):
 def run_record(w):
     record = {"dataset": dataset_spec(w.dataset), "model": run_model_options(w.backbone, w.variant),
               "train": train_options(w.seed), "eval": config["eval"]}
-    if llm_needs(w.variant):
+    if uses_embeddings(w.variant):
         record.update(embed=config["embed"], retrieve=config["retrieve"])
     return as_json(record)
 

@@ -1,10 +1,13 @@
 # Tables, plots and the Snakemake report (`snakemake --report results/report.html`).
 
-# Table 1's rows: the plain backbone and LLM-ESR, and as the authors' code computes them when
-# `targets.variants` asks for those; every other variant is an ablation row of Table 2.
-AUTHORS_VARIANTS = [v for v in ("authorsbase", "authors") if v in config["targets"]["variants"]]
-TABLE1_VARIANTS = ["base", "llmesr", *AUTHORS_VARIANTS]
-ABLATIONS = [v for v in config["variants"] if v not in ("base", "authorsbase", "authors")]
+# Table 1's rows: the plain backbone and LLM-ESR always; the competitors (CITIES, MELT, RLMRec,
+# LLMInit) and the authors' computation when `targets.variants` asks for them. Every other
+# variant is an ablation row of Table 2.
+TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors"]
+TABLE1_VARIANTS = ["base", "llmesr", *[v for v in TABLE1_OPTIONAL if v in config["targets"]["variants"]]]
+ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL)]
+# Fig. 4 of the paper (group analysis): these variants, where targeted.
+ANALYSIS_VARIANTS = [v for v in ("base", "melt", "llminit", "llmesr") if v in config["targets"]["variants"]]
 
 
 def embedder_name(dataset):
@@ -71,6 +74,29 @@ rule group_plot:
         "python -m pipeline plots groups {input} --out {output} > {log} 2>&1"
 
 
+def analysis_runs(w):
+    return {(v, s): f"results/{w.dataset}/runs/{w.backbone}_{v}_seed{s}/users.parquet"
+            for v in ANALYSIS_VARIANTS for s in seeds()}
+
+
+rule group_analysis_plot:
+    """The paper's Fig. 4: HR@10 / NDCG@10 over finer user-length and item-popularity bins."""
+    input:
+        runs=lambda w: list(analysis_runs(w).values()),
+        groups="results/{dataset}/split/groups.parquet",
+    output:
+        report("results/plots/{dataset}_{backbone}_group_analysis.png", caption="captions/group_analysis.rst",
+               category="Plots", subcategory="{dataset}"),
+    params:
+        runs=lambda w: " ".join(f"--run {v}={path}" for (v, _), path in analysis_runs(w).items()),
+    log:
+        "results/logs/{dataset}/group_analysis_{backbone}.log",
+    localrule: True
+    shell:
+        "python -m pipeline plots analysis --groups {input.groups} {params.runs}"
+        " --title '{wildcards.dataset} {wildcards.backbone}: group analysis' --out {output} > {log} 2>&1"
+
+
 rule training_plot:
     """Validation NDCG@10 and training loss per epoch of one run."""
     input:
@@ -90,6 +116,7 @@ def report_targets(dataset):
     """What `all` builds for a dataset besides the metrics files: tables and plots."""
     targets = config["targets"]
     files = [f"results/tables/{dataset}.md", f"results/plots/{dataset}_groups.png"]
+    files += [f"results/plots/{dataset}_{b}_group_analysis.png" for b in targets["backbones"]]
     files += [f"results/plots/{dataset}_{b}_{v}_seed{s}_training.png"
               for b in targets["backbones"] for v in targets["variants"] for s in seeds()]
     if set(targets["variants"]) & set(ABLATIONS) - {"llmesr"}:

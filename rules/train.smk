@@ -8,12 +8,16 @@ def train_inputs(w):
         "llm_items": f"results/{w.dataset}/embed/items.npy",
         "pca_items": f"results/{w.dataset}/pca/items.npy",
         "neighbours": f"results/{w.dataset}/retrieve/neighbours.npy",
+        "llm_users": f"results/{w.dataset}/embed/users.npy",
+        "stats": f"results/{w.dataset}_stats.json",
+        # CITIES: a second stage on the plain backbone of the same dataset and seed, trained once.
+        "base": f"results/{w.dataset}/runs/{w.backbone}_base_seed{w.seed}/model.pt",
     }
-    return {**inputs, **{name: artifacts[name] for name in llm_needs(w.variant)}}
+    return {**inputs, **{name: artifacts[name] for name in training_needs(w.variant)}}
 
 
 def llm_arguments(w, input):
-    return " ".join(f"--{name.replace('_', '-')} {input[name]}" for name in sorted(llm_needs(w.variant)))
+    return " ".join(f"--{name.replace('_', '-')} {input[name]}" for name in sorted(training_needs(w.variant)))
 
 
 rule train:

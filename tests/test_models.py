@@ -10,15 +10,8 @@ from conftest import REPO
 from pipeline.data import Sequences
 from pipeline.models import build_model
 from pipeline.losses import bce_loss
-from pipeline.train import (
-    accumulate_gradients,
-    cached_representations,
-    cached_teacher,
-    distillation_teacher,
-    length_groups,
-    train,
-    training_batch,
-)
+from pipeline.models.llmesr import SelfDistillation, cached_representations, cached_teacher, distillation_teacher
+from pipeline.train import accumulate_gradients, length_groups, train, training_batch
 
 N_ITEMS, LLM_DIM = 30, 24
 
@@ -223,7 +216,9 @@ def test_micro_batches_of_similar_length_give_the_whole_batch_gradient(backbone,
     results = {}
     for groups in (1, 3):
         model.zero_grad(set_to_none=True)
-        losses = accumulate_gradients(model, inputs, targets, negatives, teacher, 0.1, groups, torch.device("cpu"))
+        total, rec, parts = accumulate_gradients(model, inputs, targets, negatives,
+                                                 [(SelfDistillation(0.1, None), teacher)], groups, torch.device("cpu"))
+        losses = (total, rec, parts["distill"])
         results[groups] = losses, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     assert len(length_groups((inputs > 0).sum(1), 3)) == 3
     np.testing.assert_allclose(results[3][0], results[1][0], rtol=1e-5)

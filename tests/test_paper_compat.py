@@ -11,7 +11,8 @@ from pipeline.data import Sequences
 from pipeline.scoring import user_vectors
 from pipeline.models import PAPER_COMPAT, build_model, effective_options
 from pipeline.models.layers import Dropout
-from pipeline.train import accumulate_gradients, training_batch, training_users, usable_neighbours
+from pipeline.models.llmesr import SelfDistillation, usable_neighbours
+from pipeline.train import accumulate_gradients, training_batch, training_users
 from test_models import N_ITEMS, model_options, tables
 
 CPU = torch.device("cpu")
@@ -217,7 +218,9 @@ def test_second_student_pass_draws_its_own_dropout():
         for second in (False, True):
             torch.manual_seed(5)
             calls.clear()
-            losses[second] = accumulate_gradients(model, inputs, targets, negatives, teacher, 0.1, 1, CPU, second)
+            total, rec, parts = accumulate_gradients(model, inputs, targets, negatives,
+                                                     [(SelfDistillation(0.1, None, second), teacher)], 1, CPU)
+            losses[second] = (total, rec, parts["distill"])
             assert len(calls) == 1 + second
         assert losses[True][1] == losses[False][1]  # the recommendation term is the first pass's
         assert (losses[True][2] != pytest.approx(losses[False][2])) == differs

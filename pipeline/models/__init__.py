@@ -1,4 +1,9 @@
-"""Model construction from configuration: a backbone encoder, used plain or inside LLM-ESR."""
+"""Model construction from configuration: a backbone encoder, used plain, inside LLM-ESR, or
+with one of the methods LLM-ESR's Table 1 compares against (`model.method`).
+
+Every method is a row of `METHODS`: how its model is built, which training terms it adds to
+the loop (models/terms.py), whether it is a stage of its own on a trained base model
+(CITIES), and which pipeline artifacts it reads."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -8,11 +13,17 @@ import torch
 from torch import nn
 
 from ..schema import deep_merge
+from . import cities
 from .bert4rec import Bert4RecConfig, Bert4RecEncoder
+from .cities import CITIES, CITIESConfig
 from .gru4rec import GRU4RecConfig, GRU4RecEncoder
-from .llmesr import LLMESR, LLMESRConfig
+from .llminit import initialise_from_llm
+from .llmesr import LLMESR, LLMESRConfig, self_distillation
+from .melt import MELT, MELTConfig, melt_terms
 from .recommender import SequentialRecommender
+from .rlmrec import RLMRec, RLMRecConfig, rlmrec_terms
 from .sasrec import SASRecConfig, SASRecEncoder
+from .terms import TrainingData, TrainingTerm
 
 
 @dataclass(frozen=True)
@@ -72,24 +83,94 @@ def llmesr_config(model: dict) -> LLMESRConfig:
     return _dataclass_from(LLMESRConfig, effective_options(model)["llmesr"])
 
 
+def method_of(model: dict) -> str:
+    """`model.method`, where `llmesr` with `llmesr.enabled: false` is the plain backbone."""
+    method = model.get("method", "llmesr")
+    return "base" if method == "llmesr" and not model["llmesr"]["enabled"] else method
+
+
+def method_config(method: str, model: dict) -> Any:
+    """The method's typed config from its section of `model` (None for base and LLMInit)."""
+    configs = {"llmesr": LLMESRConfig, "melt": MELTConfig, "rlmrec": RLMRecConfig, "cities": CITIESConfig}
+    if method not in configs:
+        return None
+    return _dataclass_from(configs[method], effective_options(model).get(method, {}))
+
+
+def _llmesr_needs(model: dict) -> set[str]:
+    options = llmesr_config(model)
+    return ({"llm_items"} if options.semantic_view else set()) | ({"pca_items"} if options.uses_pca else set()) \
+        | ({"neighbours"} if options.alpha > 0 else set())
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    # (model options) -> the artifacts training reads besides the interactions: llm_items,
+    # pca_items, neighbours, llm_users (prompt embeddings), stats (head/tail cuts), base (the
+    # plain backbone's checkpoint of the same dataset and seed).
+    needs: Callable[[dict], set[str]]
+    # (method config, data) -> what the method adds to the training loop.
+    terms: Callable[[Any, TrainingData], list[TrainingTerm]] = lambda config, data: []
+    # A stage of its own on the trained base model instead of the loop (CITIES).
+    stage: Callable | None = None
+
+
+# The config sections of the methods (`model.<name>`); a run's options keep only its own.
+METHOD_SECTIONS = ("llmesr", "cities", "melt", "rlmrec")
+
+METHODS: dict[str, Method] = {
+    "base": Method("base", lambda model: set()),
+    "llmesr": Method("LLM-ESR", _llmesr_needs,
+                     lambda config, data: [] if config.alpha == 0 else [self_distillation(
+                         config, data.sequences, data.neighbours, data.max_len, data.device,
+                         data.keep_single_item_users)]),
+    "llminit": Method("LLMInit", lambda model: {"pca_items"}),
+    "cities": Method("CITIES", lambda model: {"stats", "base"}, stage=cities.fit),
+    "melt": Method("MELT", lambda model: {"stats"}, melt_terms),
+    "rlmrec": Method("RLMRec", lambda model: {"llm_items", "llm_users"}, rlmrec_terms),
+}
+
+
+def method_inputs(model: dict) -> set[str]:
+    return METHODS[method_of(model)].needs(effective_options(model))
+
+
 def build_model(
     backbone: str,
     model: dict,
     n_items: int,
     llm_items: torch.Tensor | None = None,
     pca_items: torch.Tensor | None = None,
+    thresholds: dict | None = None,
 ) -> nn.Module:
-    """`model` is the resolved `model` config section of one variant. LLM-ESR is used when
-    `model.llmesr.enabled`; it then needs the item LLM embeddings for the semantic view and
-    their PCA vectors to initialise the ID table (unless those parts are switched off).
-    With `model.paper_compat` the model computes what the authors' code computes."""
+    """`model` is the resolved `model` config section of one variant; `model.method` picks
+    what wraps the backbone. LLM-ESR needs the item LLM embeddings for the semantic view and
+    their PCA vectors to initialise the ID table (unless those parts are switched off);
+    LLMInit the PCA vectors; RLMRec the embeddings' width; MELT the head/tail `thresholds`
+    (a loaded model takes them from its state dict). With `model.paper_compat` LLM-ESR
+    computes what the authors' code computes."""
     model = effective_options(model)
     spec = BACKBONES[backbone]
     config = backbone_config(backbone, model)
+    method = method_of(model)
     common = dict(hidden_size=model["hidden_size"], max_len=model["max_len"], dropout=model["dropout"],
                   mask_token=spec.mask_token, padding=model.get("padding", "masked"))
-    if not model["llmesr"]["enabled"]:
+    if method == "base":
         return SequentialRecommender(spec.encoder(config), n_items, **common)
+    if method == "llminit":
+        if pca_items is None:
+            raise ValueError("LLMInit needs the PCA vectors of the item embeddings")
+        return initialise_from_llm(SequentialRecommender(spec.encoder(config), n_items, **common), pca_items)
+    if method == "melt":
+        ts_user = (thresholds or {}).get("ts_user", 0)
+        return MELT(method_config(method, model), spec.encoder(config), n_items, ts_user, **common)
+    if method == "rlmrec":
+        if llm_items is None:
+            raise ValueError("RLMRec needs the item LLM embeddings")
+        return RLMRec(method_config(method, model), spec.encoder(config), n_items, llm_items.shape[1], **common)
+    if method == "cities":
+        return CITIES(method_config(method, model), spec.encoder(config), n_items, **common)
     options = llmesr_config(model)
     if options.semantic_view and llm_items is None:
         raise ValueError("LLM-ESR's semantic view needs the item LLM embeddings")

@@ -14,9 +14,16 @@ Every part can be switched off for the paper's ablations: either view (the other
 alone, without cross-attention), the cross-attention, the sharing of the encoder (each view
 gets its own), the second adapter layer, the PCA initialisation.
 
-Retrieval-augmented self-distillation lives in the training loop (pipeline/train.py): the
-teacher is the mean of the model's own (detached) representations of the user's most
-similar users, pulled towards by an MSE term weighted by `alpha` (0 switches it off).
+Retrieval-augmented self-distillation (`SelfDistillation`, the training term at the end of
+this file): the teacher is the mean of the model's own (detached) representations of the
+user's `num_similar_users` most similar users (their training inputs), the student the user's
+representation; loss = rec + alpha * MSE(student, teacher) (alpha 0 switches it off).
+`teacher: batch` (the authors' way) computes the teacher for every batch in training mode,
+each (user, neighbour) pair its own forward with its own dropout draw; the default,
+`epoch_cache`, takes the neighbours' representations from a cache computed once per epoch in
+evaluation mode: several times cheaper (each user is a neighbour of about ten others), with a
+teacher that lags by up to an epoch. `student: second_pass` (the authors') takes the student
+from a second forward with its own dropout draw instead of the recommendation forward.
 
 The cross-attention masks padding keys (as the authors' does) and is causal only when
 `causal` is set, which the builder does for SASRec's next-item objective alone: GRU4Rec
@@ -28,10 +35,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import TRAIN_CUT, Sequences
+from ..scoring import last_states
 from .layers import InputEmbedding, attend, attention_mask, init_weights, left_pad_to
+from .terms import Batch, MicroBatch, TrainingTerm
 
 
 @dataclass
@@ -187,3 +198,98 @@ class LLMESR(nn.Module):
             vectors.append(self.semantic_vectors(items))
         return torch.cat(vectors, dim=-1)
 
+
+# ---------------------------------------------------------------- self-distillation
+
+def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor,
+                       shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of `states[where]` per row of a (B, n) neighbour grid, over usable neighbours only."""
+    weights = usable[where].view(shape).float()
+    gathered = states[where].view(*shape, -1)
+    count = weights.sum(1, keepdim=True)
+    return (gathered * weights.unsqueeze(-1)).sum(1) / count.clamp(min=1), count.squeeze(1) > 0
+
+
+def usable_neighbours(sequences: Sequences, keep_empty: bool) -> np.ndarray:
+    """Which users' representations enter a teacher: those with a training input (the
+    training sequence without its last item), or with `keep_empty` everyone, as the authors'
+    code does (an empty input is all padding and still has a representation)."""
+    return np.ones(sequences.n_users, bool) if keep_empty else sequences.lengths > TRAIN_CUT + 1
+
+
+def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
+                         device: torch.device, keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
+    training inputs, skipping neighbours whose training input is empty unless `keep_empty`.
+    Every (row, neighbour) pair is its own forward, with its own dropout draw, as in the
+    authors' code (a neighbour shared by two rows is not computed once for both).
+    Returns (teacher, has_teacher)."""
+    flat = neighbours.reshape(-1)
+    with torch.no_grad():
+        states = last_states(model, sequences, flat, TRAIN_CUT + 1, max_len, device)
+    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(device)
+    return mean_of_neighbours(states, usable[flat], torch.arange(len(flat), device=device), neighbours.shape)
+
+
+@torch.no_grad()
+def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device) -> torch.Tensor:
+    """`teacher: epoch_cache`: every user's representation of its training input,
+    computed once at the start of an epoch (evaluation mode, so without dropout noise)."""
+    was_training = model.training
+    model.eval()
+    states = last_states(model, sequences, np.arange(sequences.n_users), TRAIN_CUT + 1, max_len, device)
+    model.train(was_training)
+    return states
+
+
+def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray,
+                   keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(cached.device)
+    return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
+
+
+Teacher = tuple[torch.Tensor, torch.Tensor]  # (B, d) teacher states, (B,) whether a row has one
+
+
+class SelfDistillation(TrainingTerm):
+    """alpha * MSE(student, teacher) over the batch's users that have a teacher. `teacher`
+    gives (teacher, has_teacher) for a batch's rows; `begin_epoch` runs `on_epoch` (the cache)."""
+
+    name = "distill"
+
+    def __init__(self, alpha: float, teacher: Callable[[nn.Module, np.ndarray], Teacher], second_pass: bool = False,
+                 on_epoch: Callable[[nn.Module], None] | None = None):
+        self.weight, self.teacher, self.second_pass, self.on_epoch = alpha, teacher, second_pass, on_epoch
+
+    def begin_epoch(self, model: nn.Module, epoch: int) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(model)
+
+    def prepare(self, model: nn.Module, batch: Batch) -> Teacher:
+        return self.teacher(model, batch.rows)
+
+    def loss(self, model: nn.Module, micro: MicroBatch, prepared: Teacher) -> torch.Tensor:
+        teacher_states, has_teacher = prepared
+        n_taught = int(has_teacher.sum())
+        if not n_taught:
+            return micro.states.new_zeros(())
+        taught = has_teacher[micro.where]
+        last = model.sequence_states(micro.inputs)[:, -1] if self.second_pass else micro.states[:, -1]
+        students, goals = last[taught], teacher_states[micro.where][taught]
+        return ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
+
+
+def self_distillation(config: LLMESRConfig, sequences: Sequences, neighbours: np.ndarray, max_len: int,
+                      device: torch.device, keep_empty: bool) -> SelfDistillation:
+    """The term as configured: `neighbours` (n_users, >= num_similar_users) are 1-based user ids."""
+    similar = neighbours[:, : config.num_similar_users].astype(np.int64) - 1
+    if config.teacher == "batch":
+        teacher = lambda model, rows: distillation_teacher(model, sequences, similar[rows], max_len, device, keep_empty)
+        return SelfDistillation(config.alpha, teacher, config.student == "second_pass")
+    cache = {}
+
+    def refresh(model: nn.Module) -> None:
+        cache["states"] = cached_representations(model, sequences, max_len, device)
+
+    teacher = lambda model, rows: cached_teacher(cache["states"], sequences, similar[rows], keep_empty)
+    return SelfDistillation(config.alpha, teacher, config.student == "second_pass", on_epoch=refresh)

@@ -33,7 +33,11 @@ class SequentialRecommender(nn.Module):
         width = seq.shape[1]
         seq = left_pad_to(seq, self.encoder.full_width)
         valid = seq > 0
-        return self.encoder(self.inputs(self.item_embedding(seq), valid, position_shift), valid)[:, -width:]
+        return self.encoder(self.inputs(self.embed_items(seq), valid, position_shift), valid)[:, -width:]
+
+    def embed_items(self, seq: torch.Tensor) -> torch.Tensor:
+        """The encoder's input vectors of item ids (a method may replace some: RLMRec-Gen's mask)."""
+        return self.item_embedding(seq)
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         return self.item_embedding(items)
