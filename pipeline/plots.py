@@ -75,15 +75,18 @@ def training_curves(history: dict, title: str, out: Path) -> None:
 
 
 def bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Integer edges at quantiles (duplicates merged): bins of about equal size."""
-    return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)).round().astype(int))
+    """Integer edges at quantiles (duplicates merged): bins of about equal size; at least one bin."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)).round().astype(int))
+    return edges if len(edges) > 1 else np.array([edges[0], edges[0]])
 
 
 def binned(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Bin index of each value and the bins' labels ([a, b] inclusive, the last open)."""
+    """Bin index of each value and the bins' labels: [edges[i], edges[i+1]), the last bin closed."""
     index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-    labels = [f"{edges[i]}-{edges[i + 1] - 1}" if edges[i + 1] - 1 > edges[i] else f"{edges[i]}"
-              for i in range(len(edges) - 2)] + [f"{edges[-2]}+"]
+    labels = []
+    for i in range(len(edges) - 1):
+        low, high = edges[i], edges[i + 1] - (i < len(edges) - 2)
+        labels.append(f"{low}-{high}" if high > low else f"{low}")
     return index, labels
 
 

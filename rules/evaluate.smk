@@ -1,6 +1,6 @@
 def evaluate_inputs(w):
     """The embeddings' metadata is read for the record of models that use them."""
-    if "llm_items" in training_needs(w.variant):
+    if uses_embeddings(w.variant):
         return {"embed_meta": f"results/{w.dataset}/embed/items.json"}
     return {}
 

@@ -4,6 +4,7 @@ import csv
 import json
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from pipeline.plots import group_bars, training_curves
@@ -80,3 +81,16 @@ def test_plots_decode(tmp_path, metrics_files):
     training_curves(history, "run", tmp_path / "curve.png")
     image = matplotlib.image.imread(tmp_path / "curve.png")
     assert image.shape[0] > 100 and image.shape[1] > 300
+
+
+def test_group_analysis_bins_cover_every_value_once():
+    from pipeline.plots import bin_edges, binned
+
+    values = np.array([1, 1, 2, 3, 3, 3, 5, 8, 13, 40])
+    edges = bin_edges(values, 3)
+    index, labels = binned(values, edges)
+    assert len(labels) == len(edges) - 1 and index.min() == 0 and index.max() == len(labels) - 1
+    for i, value in zip(index, values):  # each value inside its bin's label range
+        low, _, high = labels[i].partition("-")
+        assert int(low) <= value <= int(high or low)
+    assert binned(np.array([7, 7, 7]), bin_edges(np.array([7, 7, 7]), 5)) [1] == ["7"]

@@ -31,9 +31,13 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
 
 
+COMPETITORS = ["llminit", "cities", "melt", "rlmrec"]
+
+
 def write_mini(workdir: Path) -> None:
-    """A 30-user slice of ml-100k and a config that trains every backbone, plain, under LLM-ESR
-    and under LLM-ESR as the authors' code computes it (`authors`), for two epochs."""
+    """A 30-user slice of ml-100k and a config that trains every backbone, plain, under LLM-ESR,
+    under LLM-ESR as the authors' code computes it (`authors`) and with each of Table 1's
+    competitors, for two epochs."""
     folder = ml100k_folder()
     inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
     counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
@@ -41,7 +45,7 @@ def write_mini(workdir: Path) -> None:
     inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
     config = {
         "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"],
-                    "variants": ["base", "llmesr", "authors"]},
+                    "variants": ["base", "llmesr", "authors", *COMPETITORS]},
         "datasets": {"mini": {
             "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
             "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
@@ -66,7 +70,7 @@ def finished_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
-@pytest.mark.parametrize("variant", ["llmesr", "base", "authors"])
+@pytest.mark.parametrize("variant", ["llmesr", "base", "authors", *COMPETITORS])
 def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     workdir, _ = finished_run
     name = f"mini_{backbone}_metrics.json" if variant == "llmesr" else f"mini_{backbone}_{variant}_metrics.json"
@@ -87,12 +91,15 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert metrics["per_seed"]["42"]["training"]["epochs_run"] == 2
     record = metrics["record"]
     assert record["packages"]["torch"].startswith("2.13.0") and record["device"] == ["cpu"]
-    assert record["config"]["model"]["llmesr"]["enabled"] == (variant != "base")
+    if variant in COMPETITORS:  # a run's options keep only its own method's section
+        assert record["config"]["model"]["method"] == variant and "llmesr" not in record["config"]["model"]
+    else:
+        assert record["config"]["model"]["llmesr"]["enabled"] == (variant != "base")
     # the record shows every switch as it acted: `authors` spelt out into the authors' computation
     assert record["config"]["model"]["padding"] == ("attended" if variant == "authors" else "masked")
     assert record["config"]["train"]["max_epochs"] == 2 and record["config"]["dataset"]["format"] == "recbole"
     assert len(record["data"]["interactions_sha256"]) == 64 and set(record["data"]["source_sha256"]) == {"inter", "item"}
-    if variant != "base":
+    if variant not in ("base", "cities", "melt"):  # the others read the LLM embeddings
         assert len(record["encoder"]["weights_sha256"]) == 64 and record["encoder"]["name"].startswith("all-MiniLM")
     else:
         assert record["encoder"] is None
@@ -132,8 +139,19 @@ def test_tables_plots_and_report(finished_run):
     for group, values in metrics["full_ranking"]["groups"].items():
         expected = values["NDCG@10"]
         assert (float(row[f"{group} NDCG@10"]) if row[f"{group} NDCG@10"] else None) == expected
-    assert {(r["backbone"], r["model"]) for r in rows} >= {(b, "authors") for b in ("sasrec", "gru4rec", "bert4rec")}
-    assert "LLM-ESR (authors' code)" in (results / "tables" / "mini.md").read_text()
+    table1 = {(r["protocol"], r["backbone"], r["model"]) for r in rows}
+    for backbone in ("sasrec", "gru4rec", "bert4rec"):  # every row of Table 1, both protocols
+        for model in ("base", *COMPETITORS, "llmesr", "improvement_%", "improvement_best_%", "authors"):
+            assert {("sampled", backbone, model), ("full", backbone, model)} <= table1, (backbone, model)
+        assert matplotlib.image.imread(results / "plots" / f"mini_{backbone}_group_analysis.png").ndim == 3
+    markdown = (results / "tables" / "mini.md").read_text()
+    assert "LLM-ESR (authors' code)" in markdown and "Improv. over best competitor" in markdown and "CITIES" in markdown
+    # the improvement over the best competitor, recomputed from the metrics files
+    best = max(json.loads((results / f"mini_sasrec_{v}_metrics.json").read_text())["groups"]["overall"]["HR@10"]
+               for v in COMPETITORS)
+    ours = json.loads((results / "mini_sasrec_metrics.json").read_text())["groups"]["overall"]["HR@10"]
+    row = next(r for r in rows if (r["protocol"], r["backbone"], r["model"]) == ("sampled", "sasrec", "improvement_best_%"))
+    assert float(row["overall HR@10"]) == pytest.approx(100 * (ours - best) / best)
     assert matplotlib.image.imread(results / "plots" / "mini_groups.png").ndim == 3
     assert (results / "plots" / "mini_bert4rec_base_seed42_training.png").exists()
     stages = list(csv.DictReader((results / "tables" / "mini_stages.csv").open()))
@@ -261,6 +279,17 @@ def test_every_backbone_and_variant_resolves_with_one_job_per_seed(tmp_path):
     planned = job_counts(run_snakemake(tmp_path, "-n", *targets).stdout)
     assert planned["aggregate"] == 27 and planned["train"] == 27 * 3  # the paper's seeds 42, 43, 44
     assert planned["retrieve"] == 1 and planned["embed"] == 2
+
+
+def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base_run(tmp_path):
+    targets = [f"results/ml100k_{b}_{v}_metrics.json" for b in ("sasrec", "gru4rec", "bert4rec")
+               for v in ("llminit", "cities", "melt", "rlmrec", "rlmrecgen")]
+    output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
+    planned = job_counts(output)
+    # 15 competitor runs, plus the plain backbone CITIES starts from: once per backbone
+    assert planned["train"] == 15 + 3 and planned["aggregate"] == 15
+    assert re.search(r"--base results/ml100k/runs/gru4rec_base_seed42/model\.pt", output)
+    assert "--llm-users results/ml100k/embed/users.npy" in output and "--stats results/ml100k_stats.json" in output
 
 
 def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
