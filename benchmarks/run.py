@@ -163,7 +163,10 @@ def training_data(workdir: Path, dataset: str) -> tuple[dict, object, np.ndarray
     sequences = Sequences.from_interactions(pl.read_parquet(results / "ingest" / "interactions.parquet"), items.height)
     valid = np.load(results / "split" / "candidates.npz")["valid"]
     arrays = {"llm_items": np.load(results / "embed" / "items.npy"), "pca_items": np.load(results / "pca" / "items.npy"),
-              "neighbours": np.load(results / "retrieve" / "neighbours.npy")}
+              "neighbours": np.load(results / "retrieve" / "neighbours.npy"),
+              "llm_users": np.load(results / "embed" / "users.npy"),
+              "thresholds": json.loads((workdir / "results" / f"{dataset}_stats.json").read_text())["thresholds"],
+              "base": results / "runs"}
     return config, sequences, valid, arrays
 
 
@@ -172,13 +175,22 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
     hyperparameters, the variant's overrides from config.yaml and seed 42; returns its history."""
     import torch
 
+    from pipeline.io import load_torch
+    from pipeline.models import method_inputs
     from pipeline.schema import deep_merge
     from pipeline.train import train
 
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
     model = deep_merge(config["model"], config["variants"][variant])
+    needs = method_inputs(model)
+    given = {name: arrays[name] for name in ("llm_items", "pca_items", "neighbours", "llm_users") if name in needs}
+    if "stats" in needs:
+        given["thresholds"] = arrays["thresholds"]
+    if "base" in needs:  # CITIES: the seed-42 base run of this work folder
+        base = arrays["base"] / f"{backbone}_base_seed42" / "model.pt"
+        given["base_state"] = load_torch(base, "base model checkpoint")["state_dict"]
     _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
-                       sequences, valid, torch.device("cpu"), **(arrays if model["llmesr"]["enabled"] else {}))
+                       sequences, valid, torch.device("cpu"), **given)
     return history
 
 
