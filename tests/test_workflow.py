@@ -193,10 +193,11 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
     planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
     assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default", "user_prompts"} <= set(planned)
-    # LLM-ESR and `authors` per backbone; base models use no embeddings. User prompts fit the
-    # encoder's token window, so they follow the encoder; item prompts do not.
-    assert planned["embed"] == 2 and planned["train"] == 6
-    assert planned["aggregate"] == 3  # the `authors` files; the base models' stay as they are
+    # LLM-ESR, `authors`, LLMInit (the PCA) and RLMRec per backbone; base, CITIES and MELT use no
+    # embeddings. User prompts fit the encoder's token window, so they follow the encoder; item
+    # prompts do not.
+    assert planned["embed"] == 2 and planned["train"] == 4 * 3
+    assert planned["aggregate"] == 3 * 3  # authors, llminit, rlmrec; the others' files stay as they are
     assert not {"ingest", "item_prompts", "split"} & set(planned)
     run_snakemake(workdir, *args)
     meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
