@@ -182,9 +182,9 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
             optimizer.step()
             warmup.step()
             total += loss.item()
+        infer_tail()  # part of the method's epoch, like its training steps
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        infer_tail()
         scores = validate(model)
         eval_seconds = time.perf_counter() - started
         selected = scores.get("valid_full_NDCG@10", scores["valid_NDCG@10"]) if options.get("select_on") == "full" \
