@@ -58,8 +58,9 @@ def group_bars(results: list[dict], out: Path) -> None:
 def training_curves(history: dict, title: str, out: Path) -> None:
     epochs = [e["epoch"] for e in history["epochs"]]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    left.plot(epochs, [e["valid_NDCG@10"] for e in history["epochs"]], label="NDCG@10")
-    left.plot(epochs, [e["valid_HR@10"] for e in history["epochs"]], label="HR@10")
+    validated = [e for e in history["epochs"] if "valid_NDCG@10" in e]  # CITIES validates its last epoch only
+    left.plot([e["epoch"] for e in validated], [e["valid_NDCG@10"] for e in validated], marker=".", label="NDCG@10")
+    left.plot([e["epoch"] for e in validated], [e["valid_HR@10"] for e in validated], marker=".", label="HR@10")
     left.axvline(history["best_epoch"], color="grey", linestyle=":", label=f"best epoch {history['best_epoch']}")
     left.set(xlabel="epoch", title="validation (sampled)")
     left.legend(fontsize=8)

@@ -256,10 +256,12 @@ def test_cities_changes_only_tail_item_rows_and_leaves_the_backbone_untouched(ba
     ts_item = int(np.median(popularity[popularity > 0]))
     torch.manual_seed(0)
     base = build_model(backbone, model_options(llmesr=False), N_ITEMS).state_dict()
-    options = method_options("cities", cities={"heads": 2, "items_per_step": 8, "warmup_steps": 2})
+    options = method_options("cities", cities={"heads": 2, "items_per_step": 8, "warmup_steps": 2, "max_epochs": 3,
+                                               "held_out": 0.2})
     state, history = train(backbone, options, train_options(seed=0, max_epochs=3, patience=3), seqs, candidates_for(seqs),
                            CPU, thresholds={"ts_user": 5, "ts_item": ts_item}, base_state=base)
-    assert history["epochs_run"] >= 1 and all(e["inference_loss"] > 0 for e in history["epochs"])
+    assert history["epochs_run"] >= 1 and all(e["inference_loss"] > 0 and e["held_out_mse"] > 0 for e in history["epochs"])
+    assert "valid_NDCG@10" in history["epochs"][-1]  # the substituted model, validated once
     for name, value in base.items():
         if name == "item_embedding.weight":
             in_training = np.zeros(len(value), bool)  # padding, items, and Bert4Rec's mask row
@@ -291,3 +293,20 @@ def test_each_joint_method_trains_deterministically(method, backbone):
     epoch = runs[0][1]["epochs"][0]
     assert {k for k in epoch if k.endswith("_loss")} == {"rec_loss"} | extra
     assert all(epoch[k] > 0 for k in extra)
+
+
+def test_cities_context_encoding_cuts_only_all_padding_columns():
+    from pipeline.models.cities import CITIESConfig, InferenceFunction
+
+    torch.manual_seed(0)
+    function = InferenceFunction(CITIESConfig(window=4, heads=2), 8).eval()
+    table = torch.randn(N_ITEMS + 1, 8)
+    contexts = torch.tensor([[0, 0, 3, 5, -1, 7, 0, 0, 0], [0, 0, 0, 2, -1, 9, 4, 0, 0]])
+    with torch.no_grad():
+        got = function.encode(contexts, table)
+        # written out over all 9 columns, padding keys masked and left out of the mean
+        vectors = torch.where((contexts < 0).unsqueeze(-1), function.mask_vector, table[contexts.clamp(min=0)])
+        encoded = function.contexts(vectors * function.position_weight + function.positions,
+                                    src_key_padding_mask=contexts == 0)
+        keep = (contexts != 0).unsqueeze(-1).float()
+        torch.testing.assert_close(got, (encoded * keep).sum(1) / keep.sum(1))

@@ -17,10 +17,10 @@ whose weights stay frozen:
 3. Every TAIL item with a context gets the inferred vector (from all its contexts) as its row
    of the item table, which our backbones use as input and output table alike; every other
    weight of the backbone is unchanged.
-One epoch = one pass of steps over the head items; after each, the tail rows are inferred and
-the model is validated as every row is (validation NDCG@10, the loop's patience), and the best
-epoch's model is kept. CITIES' code trains one epoch against 5% of held-out head items; its
-head items are those with more than 5 occurrences, ours the dataset's ts_item cut.
+One epoch = one pass of steps over the head items; as in CITIES' code, 5% of the head items
+are held out and their MSE early-stops the training (patience 10), and the tail rows are then
+inferred once with the best epoch's function. CITIES' head items are those with more than 5
+occurrences, ours the dataset's ts_item cut.
 """
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ class CITIESConfig:
     items_per_step: int = 128
     lr: float = 1e-4
     warmup_steps: int = 100
+    held_out: float = 0.05  # share of head items whose MSE early-stops the training
+    patience: int = 10
+    max_epochs: int = 100  # passes of steps over the training head items
 
 
 def transformer(d: int, config: CITIESConfig) -> nn.TransformerEncoder:
@@ -69,7 +72,8 @@ def sinusoids(length: int, d: int) -> torch.Tensor:
 
 
 class InferenceFunction(nn.Module):
-    """(items, K, 2 window + 1) context ids, hidden item = -1 -> (items, d) inferred vectors."""
+    """Context ids (2 window + 1 columns, hidden item = -1, padding 0) -> context vectors ->
+    an item's inferred vector from K of them."""
 
     def __init__(self, config: CITIESConfig, d: int):
         super().__init__()
@@ -84,21 +88,31 @@ class InferenceFunction(nn.Module):
         self.out = nn.Linear(d, d)
         self.mask_vector = nn.Parameter(torch.zeros(d))
 
-    def forward(self, contexts: torch.Tensor, table: torch.Tensor, used: torch.Tensor | None = None) -> torch.Tensor:
-        """`table`: the frozen item table; `used` (items, K): which contexts are real (None: all)."""
-        items, k, width = contexts.shape
-        flat = contexts.view(items * k, width)
-        hidden = flat < 0
-        vectors = torch.where(hidden.unsqueeze(-1), self.mask_vector, table[flat.clamp(min=0)])
-        x = self.dropout(vectors * self.position_weight + self.positions)
-        padding = flat == 0
+    def encode(self, contexts: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(N, width) -> (N, d): each context through the context Transformer (padding keys
+        masked), mean over its items. Columns that are padding in every row are cut first:
+        the same result (they are masked and left out of the mean) at a fraction of the cost."""
+        used = (contexts != 0).any(dim=0).nonzero().flatten()
+        columns = slice(int(used[0]), int(used[-1]) + 1)
+        contexts = contexts[:, columns]
+        vectors = torch.where((contexts < 0).unsqueeze(-1), self.mask_vector, table[contexts.clamp(min=0)])
+        x = self.dropout(vectors * self.position_weight[columns] + self.positions[columns])
+        padding = contexts == 0
         encoded = self.contexts(x, src_key_padding_mask=padding)
         keep = (~padding).unsqueeze(-1).float()
-        pooled = (encoded * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return (encoded * keep).sum(1) / keep.sum(1)
+
+    def aggregate(self, vectors: torch.Tensor, used: torch.Tensor | None = None) -> torch.Tensor:
+        """(items, K, d) context vectors, `used` (items, K) which are real (None: all) -> (items, d)."""
         skip = None if used is None else ~used
-        aggregated = self.aggregator(pooled.view(items, k, -1), src_key_padding_mask=skip)
-        weight = torch.ones(items, k, 1, device=contexts.device) if used is None else used.unsqueeze(-1).float()
+        aggregated = self.aggregator(vectors, src_key_padding_mask=skip)
+        weight = torch.ones_like(aggregated[..., :1]) if used is None else used.unsqueeze(-1).float()
         return self.out((aggregated * weight).sum(1) / weight.sum(1).clamp(min=1))
+
+    def forward(self, contexts: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(items, K, width) context ids -> (items, d)."""
+        items, k, width = contexts.shape
+        return self.aggregate(self.encode(contexts.view(items * k, width), table).view(items, k, -1))
 
 
 class CITIES(SequentialRecommender):
@@ -127,8 +141,9 @@ def item_contexts(sequences: Sequences, window: int, mask_token: int | None) -> 
 
 def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: np.random.Generator,
         device: torch.device, validate: Callable[[CITIES], dict]) -> tuple[dict, dict]:
-    """The second stage on `model`, whose backbone holds the trained base weights. Returns
-    (best state dict, history) as the training loop does."""
+    """The second stage on `model`, whose backbone holds the trained base weights: the inference
+    function trained on head items, early-stopped on the MSE of held-out head items, then the
+    tail rows inferred once. Returns (state dict, history) as the training loop does."""
     config = model.config
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -141,70 +156,76 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
     items, contexts = items[order], torch.from_numpy(contexts[order]).to(device)
     distinct, first, count = np.unique(items, return_index=True, return_counts=True)
     head = popularity[distinct] >= ts_item
-    head_items, tail_items = distinct[head], distinct[~head]
-    log.info("CITIES: %d head items train the inference function, %d tail items get inferred rows",
-             len(head_items), len(tail_items), extra=CONSOLE)
+    held_out = np.zeros(len(distinct), bool)
+    held_out[rng.choice(np.flatnonzero(head), max(1, round(config.held_out * head.sum())), replace=False)] = True
+    train_rows, held_rows, tail_rows = np.flatnonzero(head & ~held_out), np.flatnonzero(held_out), np.flatnonzero(~head)
+    log.info("CITIES: %d head items train the inference function (%d held out), %d tail items get inferred rows",
+             len(train_rows), len(held_rows), len(tail_rows), extra=CONSOLE)
     optimizer = torch.optim.Adam(model.inference.parameters(), lr=config.lr, eps=1e-6)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps))
-    first_of, count_of = dict(zip(distinct, first)), dict(zip(distinct, count))
-    tail_first = torch.from_numpy(np.array([first_of[i] for i in tail_items], np.int64))
-    tail_count = np.array([count_of[i] for i in tail_items], np.int64)
+    held_rng = np.random.default_rng(0)  # the same held-out contexts every epoch
+    held_picks = first[held_rows][:, None] + held_rng.integers(0, count[held_rows][:, None], (len(held_rows), config.max_contexts))
 
-    def infer_tail() -> None:
-        """Tail rows <- the inference function over all their contexts (padded to the most)."""
-        if not len(tail_items):
-            return
-        model.inference.eval()
-        with torch.no_grad():
-            most = int(tail_count.max())
-            slots = torch.arange(most)
-            used = slots[None, :] < torch.from_numpy(tail_count)[:, None]
-            picked = tail_first[:, None] + torch.where(used, slots[None, :], 0)
-            for chunk in torch.arange(len(tail_items)).split(1024):
-                vectors = model.inference(contexts[picked[chunk].to(device)], table, used[chunk].to(device))
-                model.item_embedding.weight[torch.from_numpy(tail_items[chunk.numpy()]).to(device)] = vectors
-        model.inference.train()
+    def mse(rows: np.ndarray, picks: np.ndarray) -> torch.Tensor:
+        inferred = model.inference(contexts[torch.from_numpy(picks).to(device)], table)
+        return ((inferred - table[torch.from_numpy(distinct[rows]).to(device)]) ** 2).mean()
 
-    best, best_state, waited, history = -1.0, None, 0, []
-    steps = max(1, math.ceil(len(head_items) / config.items_per_step))
-    for epoch in range(1, options["max_epochs"] + 1):
+    best, best_state, best_epoch, waited, history = math.inf, None, 0, 0, []
+    steps = max(1, math.ceil(len(train_rows) / config.items_per_step))
+    for epoch in range(1, config.max_epochs + 1):
         started, total = time.perf_counter(), 0.0
         model.inference.train()
         for _ in range(steps):
-            chosen = rng.integers(0, len(head_items), config.items_per_step)
+            chosen = train_rows[rng.integers(0, len(train_rows), config.items_per_step)]
             k = int(rng.integers(1, config.max_contexts + 1))
-            picked = (np.array([first_of[i] for i in head_items[chosen]])[:, None]
-                      + rng.integers(0, np.array([count_of[i] for i in head_items[chosen]])[:, None], (len(chosen), k)))
-            inferred = model.inference(contexts[torch.from_numpy(picked).to(device)], table)
-            loss = ((inferred - table[torch.from_numpy(head_items[chosen]).to(device)]) ** 2).mean()
+            loss = mse(chosen, first[chosen][:, None] + rng.integers(0, count[chosen][:, None], (len(chosen), k)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             warmup.step()
             total += loss.item()
-        infer_tail()  # part of the method's epoch, like its training steps
-        train_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        scores = validate(model)
-        eval_seconds = time.perf_counter() - started
-        selected = scores.get("valid_full_NDCG@10", scores["valid_NDCG@10"]) if options.get("select_on") == "full" \
-            else scores["valid_NDCG@10"]
-        if selected > best:
-            best, waited = selected, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best_epoch = epoch
+        model.inference.eval()
+        with torch.no_grad():
+            held = mse(held_rows, held_picks).item()
+        if held < best:
+            best, best_epoch, waited = held, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.inference.state_dict().items()}
         else:
             waited += 1
-        history.append({"epoch": epoch, "loss": total / steps, "inference_loss": total / steps, **scores,
-                        "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3)})
-        log.info("epoch %d/%d inference MSE %.5f valid NDCG@10 %.4f HR@10 %.4f | best %.4f @ %d | %.1fs + %.1fs eval",
-                 epoch, options["max_epochs"], total / steps, scores["valid_NDCG@10"], scores["valid_HR@10"], best,
-                 best_epoch, train_seconds, eval_seconds, extra=CONSOLE)
-        if waited >= options["patience"]:
+        history.append({"epoch": epoch, "loss": total / steps, "inference_loss": total / steps, "held_out_mse": held,
+                        "train_seconds": round(time.perf_counter() - started, 3), "eval_seconds": 0.0})
+        log.info("epoch %d/%d inference MSE %.5f, held-out head items %.5f | best %.5f @ %d | %.1fs", epoch,
+                 config.max_epochs, total / steps, held, best, best_epoch, history[-1]["train_seconds"], extra=CONSOLE)
+        if waited >= config.patience:
             log.info("early stop: no improvement for %d epochs", waited, extra=CONSOLE)
             break
-    return best_state, {"epochs": history, "best_epoch": best_epoch, "best_valid_NDCG10": best,
-                        "selected_on": options.get("select_on", "sampled"), "loss": "mse (inference function)",
-                        "epochs_run": len(history), "stopped_early": len(history) < options["max_epochs"],
-                        "train_seconds": round(sum(e["train_seconds"] for e in history), 3),
-                        "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in history])), 3)}
+
+    started = time.perf_counter()
+    model.inference.load_state_dict(best_state)
+    model.inference.eval()
+    with torch.no_grad():  # every context of the tail items once, shortest first, then per item
+        tail_contexts = torch.from_numpy(np.concatenate([np.arange(f, f + c) for f, c in zip(first[tail_rows], count[tail_rows])]))
+        extent = (contexts[tail_contexts] != 0).sum(1).cpu().numpy()
+        vectors = torch.empty(len(tail_contexts), table.shape[1], device=device)
+        for chunk in np.array_split(np.argsort(extent, kind="stable"), max(1, len(extent) // 2048)):
+            vectors[torch.from_numpy(chunk).to(device)] = model.inference.encode(contexts[tail_contexts[chunk].to(device)], table)
+        most = int(count[tail_rows].max(initial=1))
+        slots = torch.arange(most)
+        used = slots[None, :] < torch.from_numpy(count[tail_rows])[:, None]
+        starts = torch.from_numpy(np.cumsum(count[tail_rows]) - count[tail_rows])
+        picked = starts[:, None] + torch.where(used, slots[None, :], 0)
+        for chunk in torch.arange(len(tail_rows)).split(1024):
+            inferred = model.inference.aggregate(vectors[picked[chunk].to(device)], used[chunk].to(device))
+            model.item_embedding.weight[torch.from_numpy(distinct[tail_rows[chunk.numpy()]]).to(device)] = inferred
+    history[-1]["train_seconds"] = round(history[-1]["train_seconds"] + time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    scores = validate(model)
+    history[-1].update(scores, eval_seconds=round(time.perf_counter() - started, 3))
+    log.info("tail rows inferred with the epoch-%d function: valid NDCG@10 %.4f HR@10 %.4f", best_epoch,
+             scores["valid_NDCG@10"], scores["valid_HR@10"], extra=CONSOLE)
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            {"epochs": history, "best_epoch": best_epoch, "best_valid_NDCG10": scores["valid_NDCG@10"],
+             "selected_on": "held-out head items' MSE (CITIES)", "loss": "mse (inference function)",
+             "epochs_run": len(history), "stopped_early": len(history) < config.max_epochs,
+             "train_seconds": round(sum(e["train_seconds"] for e in history), 3),
+             "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in history])), 3)})
