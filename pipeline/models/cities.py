@@ -172,7 +172,8 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
 
     best, best_state, best_epoch, waited, history = math.inf, None, 0, 0, []
     steps = max(1, math.ceil(len(train_rows) / config.items_per_step))
-    for epoch in range(1, config.max_epochs + 1):
+    max_epochs = min(config.max_epochs, options["max_epochs"])  # a run's epoch budget binds this stage too
+    for epoch in range(1, max_epochs + 1):
         started, total = time.perf_counter(), 0.0
         model.inference.train()
         for _ in range(steps):
@@ -195,7 +196,7 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
         history.append({"epoch": epoch, "loss": total / steps, "inference_loss": total / steps, "held_out_mse": held,
                         "train_seconds": round(time.perf_counter() - started, 3), "eval_seconds": 0.0})
         log.info("epoch %d/%d inference MSE %.5f, held-out head items %.5f | best %.5f @ %d | %.1fs", epoch,
-                 config.max_epochs, total / steps, held, best, best_epoch, history[-1]["train_seconds"], extra=CONSOLE)
+                 max_epochs, total / steps, held, best, best_epoch, history[-1]["train_seconds"], extra=CONSOLE)
         if waited >= config.patience:
             log.info("early stop: no improvement for %d epochs", waited, extra=CONSOLE)
             break
@@ -226,6 +227,6 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
     return ({k: v.detach().clone() for k, v in model.state_dict().items()},
             {"epochs": history, "best_epoch": best_epoch, "best_valid_NDCG10": scores["valid_NDCG@10"],
              "selected_on": "held-out head items' MSE (CITIES)", "loss": "mse (inference function)",
-             "epochs_run": len(history), "stopped_early": len(history) < config.max_epochs,
+             "epochs_run": len(history), "stopped_early": len(history) < max_epochs,
              "train_seconds": round(sum(e["train_seconds"] for e in history), 3),
              "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in history])), 3)})
