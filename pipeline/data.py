@@ -61,13 +61,18 @@ class Sequences:
         targets = self.padded(rows, TRAIN_CUT, max_len, skip=1, full_width=full_width)
         return inputs, targets
 
-    def membership_keys(self, cut: int) -> np.ndarray:
-        """Sorted keys user_row * (n_items + 1) + item over each sequence without its last `cut`."""
+    def occurrences(self, cut: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every item position of each sequence without its last `cut`, user by user:
+        (0-based user row, position within the user's sequence); the item is
+        items[offsets[row] + position]."""
         lengths = np.maximum(self.lengths - cut, 0)
         rows = np.repeat(np.arange(self.n_users), lengths)
-        starts = np.repeat(self.offsets[:-1], lengths)
-        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return np.unique(rows * (self.n_items + 1) + self.items[starts + within])
+        return rows, np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+    def membership_keys(self, cut: int) -> np.ndarray:
+        """Sorted keys user_row * (n_items + 1) + item over each sequence without its last `cut`."""
+        rows, positions = self.occurrences(cut)
+        return np.unique(rows * (self.n_items + 1) + self.items[self.offsets[rows] + positions])
 
 
 def left_pad(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None) -> np.ndarray:

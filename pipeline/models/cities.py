@@ -126,10 +126,9 @@ def item_contexts(sequences: Sequences, window: int, mask_token: int | None) -> 
     """(item of each occurrence in a training sequence, its context: (occurrences, 2 window +
     1) ids, the item itself -1, or the mask token where the backbone has one). Occurrences with
     no other item in their window are left out."""
-    lengths = np.maximum(sequences.lengths - TRAIN_CUT, 0)
-    starts = np.repeat(sequences.offsets[:-1], lengths)
-    ends = starts + np.repeat(lengths, lengths)
-    at = starts + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows, positions = sequences.occurrences(TRAIN_CUT)
+    starts, ends = sequences.offsets[rows], sequences.offsets[rows + 1] - TRAIN_CUT
+    at = starts + positions
     offsets = np.arange(-window, window + 1)
     where = at[:, None] + offsets[None, :]
     inside = (where >= starts[:, None]) & (where < ends[:, None])

@@ -125,16 +125,13 @@ class ItemTransfer(TrainingTerm):
         self.head_ids[[0, -1]] = False
         self.head = torch.from_numpy(self.head_ids).to(data.device)
         # The tail items' contexts: every occurrence in a training sequence, as (user row, cut).
-        lengths = sequences.lengths
-        train_lengths = np.maximum(lengths - TRAIN_CUT, 0)
-        users = np.repeat(np.arange(sequences.n_users), train_lengths)
-        position = np.arange(train_lengths.sum()) - np.repeat(np.cumsum(train_lengths) - train_lengths, train_lengths)
-        items = sequences.items[np.repeat(sequences.offsets[:-1], train_lengths) + position]
+        users, position = sequences.occurrences(TRAIN_CUT)
+        items = sequences.items[sequences.offsets[users] + position]
         occurrences = np.bincount(items, minlength=sequences.n_items + 2)
         self.contexts = torch.from_numpy(np.minimum(occurrences, ts_item + 50)).to(data.device)
         tail = ~self.head_ids[items]
         self.tail_users, self.tail_items = users[tail], items[tail]
-        self.tail_cuts = lengths[self.tail_users] - position[tail] - 1  # the sequence ends with the item
+        self.tail_cuts = sequences.lengths[self.tail_users] - position[tail] - 1  # the sequence ends with the item
         self.phase = 0.0
 
     @torch.no_grad()
