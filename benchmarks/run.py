@@ -15,7 +15,10 @@ Steps (each can be skipped):
    (or of an earlier run in --workdir), on a quiet machine;
 6. matmul: this machine's float32 matrix-product rate (matmul_gflops);
 7. compile: the train step's loop eager vs with torch.compile (two epochs each, the first
-   carrying the compilation) -> torch_compile: why training runs eager.
+   carrying the compilation) -> torch_compile: why training runs eager;
+8. losses: seconds per epoch and peak memory of each training loss (bce, gbce and
+   sampled_softmax with 256 negatives, ce over the whole catalogue) for --loss-models, each in
+   a process of its own so that its peak RSS is its own -> loss_epoch_s, loss_peak_rss_mb.
 Prints a table and writes benchmarks/results/<dataset>.json.
 """
 from __future__ import annotations
@@ -180,8 +183,10 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
     from pipeline.schema import deep_merge
     from pipeline.train import train
 
-    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
-    model = deep_merge(config["model"], config["variants"][variant])
+    override = dict(config["variants"][variant])
+    train_override = override.pop("train", {})
+    options = {k: v for k, v in deep_merge(config["train"], train_override).items() if k not in ("seed", "seeds")}
+    model = deep_merge(config["model"], override)
     needs = method_inputs(model)
     given = {name: arrays[name] for name in ("llm_items", "pca_items", "neighbours", "llm_users") if name in needs}
     if "stats" in needs:
@@ -254,6 +259,38 @@ def compile_figures(workdir: Path, dataset: str, models: list[str]) -> dict:
     return figures
 
 
+# The losses as the ranking variants of config.yaml train them (gSASRec's 256 negatives, t = 0.75).
+LOSS_SETTINGS = {"bce": {"loss": "bce"}, "gbce": {"loss": "gbce", "negatives": 256, "gbce_t": 0.75},
+                 "sampled_softmax": {"loss": "sampled_softmax", "negatives": 256}, "ce": {"loss": "ce"}}
+
+
+def one_loss(workdir: Path, dataset: str, name: str, loss: str, epochs: int) -> dict:
+    """Runs in a child process: `epochs` epochs of model `name` with `loss`; its s/epoch and peak RSS."""
+    import resource
+
+    import torch
+
+    config, sequences, valid, arrays = training_data(workdir, dataset)
+    config["train"].update(LOSS_SETTINGS[loss])
+    torch.set_num_threads(os.cpu_count())
+    backbone, variant = name.split("_")
+    seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays)["mean_epoch_seconds"]
+    return {"epoch_s": seconds, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def loss_figures(workdir: Path, dataset: str, epochs: int, models: list[str]) -> dict:
+    figures = {}
+    for name in models:
+        for loss in LOSS_SETTINGS:
+            child = subprocess.run([sys.executable, __file__, "--dataset", dataset, "--workdir", str(workdir),
+                                    "--epochs", str(epochs), "--loss-child", f"{name}:{loss}"],
+                                   check=True, capture_output=True, text=True)
+            figures.setdefault(name, {})[loss] = json.loads(child.stdout.strip().splitlines()[-1])
+            print(f"  {name} {loss}: {figures[name][loss]['epoch_s']:.1f} s/epoch, "
+                  f"peak {figures[name][loss]['peak_rss_mb']:.0f} MB", flush=True)
+    return figures
+
+
 def retrieve_figures(workdir: Path, dataset: str) -> dict:
     import torch
 
@@ -317,19 +354,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile", "losses"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
     parser.add_argument("--variants", nargs="*", default=["base", "llmesr"],
                         help="train step: these variants of config.yaml (e.g. authorsbase authors: the authors' computation)")
     parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
     parser.add_argument("--compile-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
                         help="compile step: these models")
+    parser.add_argument("--loss-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
+                        help="losses step: the models timed with each loss")
+    parser.add_argument("--loss-child", help=argparse.SUPPRESS)  # MODEL:LOSS, the losses step's child process
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
     parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
     workdir = (args.workdir or REPO / "benchmarks" / "results" / f"work-{args.dataset}").resolve()
+    if args.loss_child:
+        name, loss = args.loss_child.split(":")
+        print(json.dumps(one_loss(workdir, args.dataset, name, loss, args.epochs)))
+        return
     workdir.mkdir(parents=True, exist_ok=True)
     out = REPO / "benchmarks" / "results" / f"{args.dataset}.json"
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -362,6 +407,12 @@ def main() -> None:
     if "compile" not in args.skip:
         print("compile ...", flush=True)
         report.setdefault("torch_compile", {}).update(compile_figures(workdir, args.dataset, args.compile_models))
+    if "losses" not in args.skip:
+        print("losses ...", flush=True)
+        figures = loss_figures(workdir, args.dataset, args.epochs, args.loss_models)
+        report.setdefault("loss_epoch_s", {}).update({m: {l: v["epoch_s"] for l, v in f.items()} for m, f in figures.items()})
+        report.setdefault("loss_peak_rss_mb", {}).update(
+            {m: {l: v["peak_rss_mb"] for l, v in f.items()} for m, f in figures.items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -380,6 +431,9 @@ def main() -> None:
               f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f} (epoch 1), "
               f"{v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f} (epoch 2)")
              for k, v in report.get("torch_compile", {}).items()]
+    rows += [(f"loss {loss} {m}, s/epoch (x bce) / peak RSS MB",
+              f"{s:.1f} ({s / report['loss_epoch_s'][m]['bce']:.2f}x) / {report['loss_peak_rss_mb'][m][loss]:.0f}")
+             for m, by_loss in report.get("loss_epoch_s", {}).items() for loss, s in by_loss.items()]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
         print(f"{name:<56}{value}")

@@ -144,10 +144,22 @@ def reference_errors(config: dict) -> list[str]:
         for name in config["targets"][kind]:
             if name not in config[kind]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
-    model_schema = jsonschema.Draft202012Validator(load_schema()["properties"]["model"])
+    schema = load_schema()["properties"]
+    model_schema = jsonschema.Draft202012Validator(schema["model"])
+    train_schema = jsonschema.Draft202012Validator(schema["train"])
     for variant, override in config["variants"].items():
+        override = dict(override)
+        train_override = override.pop("train", {})
         merged = deep_merge(config["model"], override)
         problems += _errors(model_schema, merged, f"variants.{variant}")
+        if not isinstance(train_override, dict):
+            problems.append(f"variants.{variant}.train: must be a mapping of train options, got {train_override!r}")
+            continue
+        problems += _errors(train_schema, deep_merge(config["train"], train_override), f"variants.{variant}.train")
+        for key in ("seed", "seeds"):
+            if key in train_override:
+                problems.append(f"variants.{variant}.train.{key}: a variant cannot set the seed (every variant trains "
+                                "on the seeds of `train`; the run's folder names its seed)")
         base = config["variants"].get("base")
         if merged.get("method") == "cities" and (base is None or method_of(deep_merge(config["model"], base)) != "base"):
             problems.append(f"variants.{variant}: CITIES is a second stage on the plain backbone: it needs the variant "

@@ -4,6 +4,8 @@
     python -m pipeline plots training HISTORY.json --out curve.png     # validation NDCG@10 and loss per epoch
     python -m pipeline plots analysis --groups GROUPS.parquet --run base=USERS.parquet ... --out fig.png
         # the paper's Fig. 4: HR@10/NDCG@10 over finer user-length and item-popularity bins
+    python -m pipeline plots ranking METRICS.json ... --title T --out fig.png
+        # NDCG@10 per group under both protocols, and the catalogue recommended under full ranking
 """
 from __future__ import annotations
 
@@ -119,6 +121,31 @@ def group_analysis(groups: pl.DataFrame, runs: dict[str, list[pl.DataFrame]], ti
     save(figure, out)
 
 
+def ranking(results: list[dict], title: str, out: Path) -> None:
+    """Sampled vs full ranking for the runs of one backbone: NDCG@10 per group under each
+    protocol (a method can win one and lose the other), and under full ranking the share of the
+    catalogue in anyone's top 10 and the tail items' share of those slots."""
+    figure, axes = plt.subplots(1, 3, figsize=(16, 3.8), layout="constrained", width_ratios=[5, 5, 2])
+    positions, width = np.arange(len(GROUPS)), 0.8 / max(len(results), 1)
+    for offset, result in enumerate(results):
+        label = VARIANT_TITLES.get(result["variant"], result["variant"])
+        shift = offset * width - 0.4 + width / 2
+        for ax, groups in zip(axes[:2], (result["groups"], result["full_ranking"]["groups"])):
+            ax.bar(positions + shift, [groups[g]["NDCG@10"] or 0.0 for g in GROUPS], width, label=label)
+        overall = result["full_ranking"]["groups"]["overall"]
+        axes[2].bar(np.arange(2) + shift, [overall["coverage@10"], overall["tail_share@10"]], width, label=label)
+    for ax, protocol in zip(axes[:2], ("sampled (100 negatives)", "full ranking")):
+        ax.set_xticks(positions, [GROUP_TITLES[g] for g in GROUPS], fontsize=8)
+        ax.set_title(f"NDCG@10, {protocol}", fontsize=10)
+        ax.set_ylim(bottom=0)
+    axes[2].set_xticks(np.arange(2), ["coverage@10", "tail share@10"], fontsize=8)
+    axes[2].set_title("full ranking: what is recommended", fontsize=10)
+    axes[2].set_ylim(0, 1)
+    axes[0].legend(fontsize=8)
+    figure.suptitle(title)
+    save(figure, out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline plots", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,8 +163,14 @@ def main(argv: list[str] | None = None) -> None:
                           help="a run's per-user results; a variant given several times is averaged over them")
     analysis.add_argument("--title", required=True)
     analysis.add_argument("--out", required=True, type=Path)
+    protocols = commands.add_parser("ranking")
+    protocols.add_argument("metrics", nargs="+", type=Path, help="metrics files of one backbone, in the bars' order")
+    protocols.add_argument("--title", required=True)
+    protocols.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    if args.command == "groups":
+    if args.command == "ranking":
+        ranking([read_json(path) for path in args.metrics], args.title, args.out)
+    elif args.command == "groups":
         group_bars([read_json(path) for path in args.metrics], args.out)
     elif args.command == "analysis":
         runs: dict[str, list[pl.DataFrame]] = {}

@@ -7,6 +7,9 @@
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
+- `{dataset}_ranking.md` / `.csv`: sampled vs full ranking: base, LLM-ESR and the variants that
+  train differently (a `train` override: loss, negatives, select_on), both protocols, with each
+  run's loss and selection and its catalogue coverage@10 / tail_share@10 under full ranking.
 - `{dataset}_stages.csv`: seconds and peak memory of every job, from Snakemake's benchmarks.
 """
 from __future__ import annotations
@@ -28,7 +31,8 @@ VARIANT_TITLES = {"llmesr": "LLM-ESR", "base": "base", "nocoview": "w/o co-view"
                   "nosd": "w/o SD", "noshare": "w/o share", "noca": "w/o CA", "adapter1": "1-layer adapter",
                   "randinit": "random init", "authorsbase": "base (authors' code)",
                   "authors": "LLM-ESR (authors' code)", "llminit": "LLMInit", "cities": "CITIES", "melt": "MELT",
-                  "rlmrec": "RLMRec", "rlmrecgen": "RLMRec-Gen"}
+                  "rlmrec": "RLMRec", "rlmrecgen": "RLMRec-Gen", "basece": "base, CE", "ce": "LLM-ESR, CE",
+                  "basegbce": "base, gBCE", "gbce": "LLM-ESR, gBCE"}
 # Table 1's rows in the paper's order; the competitors are the rows between base and LLM-ESR.
 COMPETITORS = ("cities", "melt", "rlmrec", "rlmrecgen", "llminit")
 TABLE1_ROWS = ("base", *COMPETITORS, "llmesr", "authorsbase", "authors")
@@ -172,6 +176,43 @@ def ablation(results: dict, backbones: list[str], variants: list[str], dataset: 
     write_csv(records, out_csv)
 
 
+def training_setup(result: dict) -> dict:
+    """How a run trained and chose its checkpoint (runs recorded before these options existed
+    trained with their defaults)."""
+    train = result["record"]["config"]["train"]
+    loss = train.get("loss", "bce")
+    negatives = train.get("negatives", 1) if loss != "ce" else None
+    if loss == "gbce":
+        loss = f"gbce (t = {train.get('gbce_t', 0.75)})"
+    return {"loss": loss, "negatives": negatives, "select_on": train.get("select_on", "sampled")}
+
+
+def ranking(results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path,
+            out_csv: Path) -> None:
+    rows = [(b, v) for b in backbones for v in variants if (b, v) in results]
+    parts = [f"# {dataset}: sampled vs full ranking", "",
+             f"Our embedder: {embedder}. Mean ± std over seeds where there are several.", ""]
+    records = []
+    for protocol, title in PROTOCOLS.items():
+        built = table_rows(results, rows, protocol)
+        parts.append(markdown(built, f"Ours, {title}"))
+        records += csv_rows(built, protocol)
+    lines = ["## Training and the catalogue it recommends (full ranking, top 10)", "",
+             "| Backbone | Model | loss | negatives | checkpoint chosen on | coverage@10 | tail_share@10 |",
+             "|---|---|---|---|---|---|---|"]
+    for backbone, variant in rows:
+        setup, overall = training_setup(results[backbone, variant]), results[backbone, variant]["full_ranking"]["groups"]["overall"]
+        lines.append(f"| {BACKBONE_TITLES.get(backbone, backbone)} | {VARIANT_TITLES.get(variant, variant)} | {setup['loss']} | "
+                     f"{setup['negatives'] or 'all items'} | validation NDCG@10, {setup['select_on']} | "
+                     f"{overall['coverage@10']:.3f} | {overall['tail_share@10']:.3f} |")
+        for record in records:
+            if record["backbone"] == backbone and record["model"] == variant:
+                record.update(**setup, **{"coverage@10": overall["coverage@10"], "tail_share@10": overall["tail_share@10"]})
+    parts.append("\n".join(lines) + "\n")
+    write_text("\n".join(parts), md)
+    write_csv(records, out_csv)
+
+
 def stage_times(benchmarks: list[Path], out_csv: Path) -> None:
     rows = []
     for path in sorted(benchmarks):
@@ -189,11 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backbones", nargs="+", required=True)
     parser.add_argument("--embedder", required=True, help="the encoder's name, shown in the tables")
-    parser.add_argument("--variants", nargs="*", default=[], help="with --out-ablation-*: the ablation rows")
+    parser.add_argument("--variants", nargs="*", default=[], help="with --out-ablation-* / --out-ranking-*: the rows")
     parser.add_argument("--out-md", type=Path)
     parser.add_argument("--out-csv", type=Path)
     parser.add_argument("--out-ablation-md", type=Path)
     parser.add_argument("--out-ablation-csv", type=Path)
+    parser.add_argument("--out-ranking-md", type=Path)
+    parser.add_argument("--out-ranking-csv", type=Path)
     parser.add_argument("--benchmarks", type=Path, help="folder of Snakemake benchmark files")
     parser.add_argument("--out-stages", type=Path)
     args = parser.parse_args(argv)
@@ -207,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_ablation_md:
         ablation(results, args.backbones, args.variants, args.dataset, args.embedder, args.out_ablation_md,
                  args.out_ablation_csv)
+    if args.out_ranking_md:
+        ranking(results, args.backbones, args.variants, args.dataset, args.embedder, args.out_ranking_md,
+                args.out_ranking_csv)
     if args.out_stages:
         stage_times(list(args.benchmarks.glob("*.tsv")) if args.benchmarks and args.benchmarks.exists() else [],
                     args.out_stages)

@@ -33,12 +33,19 @@ def dataset_spec(dataset):
     return config["datasets"][dataset]
 
 
+def variant_overrides(variant):
+    """(model overrides, train overrides) of a variant: its `train` key changes how it trains
+    (e.g. the loss), everything else is merged into `model`."""
+    if variant not in config["variants"]:
+        raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
+    override = dict(config["variants"][variant])
+    return override, override.pop("train", {})
+
+
 def variant_model(variant):
     """The `model` section with the variant's overrides applied (and `paper_compat` spelt out,
     so that the run's record shows every switch as it acted)."""
-    if variant not in config["variants"]:
-        raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
-    return effective_options(deep_merge(config["model"], config["variants"][variant]))
+    return effective_options(deep_merge(config["model"], variant_overrides(variant)[0]))
 
 
 def run_model_options(backbone, variant):
@@ -53,9 +60,9 @@ def run_model_options(backbone, variant):
             and not (k == "method" and method == "llmesr")}
 
 
-def train_options(seed):
-    options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
-    return {**options, "seed": int(seed)}
+def train_options(variant, seed):
+    options = deep_merge(config["train"], variant_overrides(variant)[1])
+    return {**{k: v for k, v in options.items() if k not in ("seed", "seeds")}, "seed": int(seed)}
 
 
 def training_needs(variant):

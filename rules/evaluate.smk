@@ -7,7 +7,7 @@ def evaluate_inputs(w):
 
 def run_record(w):
     record = {"dataset": dataset_spec(w.dataset), "model": run_model_options(w.backbone, w.variant),
-              "train": train_options(w.seed), "eval": config["eval"]}
+              "train": train_options(w.variant, w.seed), "eval": config["eval"]}
     if uses_embeddings(w.variant):
         record.update(embed=config["embed"], retrieve=config["retrieve"])
     return as_json(record)

@@ -5,7 +5,11 @@
 # variant is an ablation row of Table 2.
 TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors"]
 TABLE1_VARIANTS = ["base", "llmesr", *[v for v in TABLE1_OPTIONAL if v in config["targets"]["variants"]]]
-ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL)]
+# Variants that train differently (a `train` override: loss, select_on) form the ranking table
+# with base and LLM-ESR, where targeted; they are not ablations of the model.
+TRAINING_VARIANTS = [v for v in config["variants"] if "train" in config["variants"][v]]
+RANKING_VARIANTS = ["base", "llmesr", *[v for v in TRAINING_VARIANTS if v in config["targets"]["variants"]]]
+ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL, *TRAINING_VARIANTS)]
 # Fig. 4 of the paper (group analysis): these variants, where targeted.
 ANALYSIS_VARIANTS = [v for v in ("base", "melt", "llminit", "llmesr") if v in config["targets"]["variants"]]
 
@@ -59,6 +63,42 @@ rule ablation_table:
         "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
         " --variants {params.variants} --embedder {params.embedder:q}"
         " --out-ablation-md {output.md} --out-ablation-csv {output.csv} > {log} 2>&1"
+
+
+rule ranking_table:
+    """Sampled vs full ranking: base, LLM-ESR and the targeted training variants, with each run's
+    loss, checkpoint selection and catalogue coverage."""
+    input:
+        lambda w: dataset_metrics(w.dataset, RANKING_VARIANTS),
+    output:
+        md="results/tables/{dataset}_ranking.md",
+        csv=report("results/tables/{dataset}_ranking.csv", caption="captions/ranking_table.rst", category="Tables", subcategory="{dataset}"),
+    params:
+        backbones=" ".join(config["targets"]["backbones"]),
+        variants=" ".join(RANKING_VARIANTS),
+        embedder=lambda w: embedder_name(w.dataset),
+    log:
+        "results/logs/{dataset}/ranking_table.log",
+    localrule: True
+    shell:
+        "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
+        " --variants {params.variants} --embedder {params.embedder:q}"
+        " --out-ranking-md {output.md} --out-ranking-csv {output.csv} > {log} 2>&1"
+
+
+rule ranking_plot:
+    """NDCG@10 per group under both protocols and the catalogue recommended, per backbone."""
+    input:
+        lambda w: [metrics_file(w.dataset, w.backbone, v) for v in RANKING_VARIANTS],
+    output:
+        report("results/plots/{dataset}_{backbone}_ranking.png", caption="captions/ranking.rst",
+               category="Plots", subcategory="{dataset}"),
+    log:
+        "results/logs/{dataset}/ranking_plot_{backbone}.log",
+    localrule: True
+    shell:
+        "python -m pipeline plots ranking {input} --title '{wildcards.dataset} {wildcards.backbone}: sampled vs full ranking'"
+        " --out {output} > {log} 2>&1"
 
 
 rule group_plot:
@@ -121,4 +161,7 @@ def report_targets(dataset):
               for b in targets["backbones"] for v in targets["variants"] for s in seeds()]
     if set(targets["variants"]) & set(ABLATIONS) - {"llmesr"}:
         files.append(f"results/tables/{dataset}_ablation.md")
+    if set(targets["variants"]) & set(TRAINING_VARIANTS):
+        files.append(f"results/tables/{dataset}_ranking.md")
+        files += [f"results/plots/{dataset}_{b}_ranking.png" for b in targets["backbones"]]
     return files

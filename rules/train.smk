@@ -29,7 +29,7 @@ rule train:
         history="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
     params:
         model=lambda w: as_json(run_model_options(w.backbone, w.variant)),
-        train=lambda w: as_json(train_options(w.seed)),
+        train=lambda w: as_json(train_options(w.variant, w.seed)),
         llm=llm_arguments,
     log:
         "results/logs/{dataset}/train_{backbone}_{variant}_seed{seed}.log",

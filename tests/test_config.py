@@ -122,6 +122,18 @@ def test_targets_and_variants_are_cross_checked():
     assert "variants.mine.llmesr: Additional properties are not allowed ('alpah' was unexpected)" in errors
 
 
+def test_a_variant_s_train_options_are_checked_as_train():
+    config = copy.deepcopy(CONFIG)
+    config["variants"]["mine"] = {"train": {"loss": "cee", "negativs": 2}}
+    config["variants"]["seeded"] = {"train": {"seed": 7}}
+    config["variants"]["fine"] = {"llmesr": {"alpha": 0.5}, "train": {"loss": "gbce", "negatives": 256}}
+    errors = reference_errors(config)
+    assert "variants.mine.train.loss: 'cee' is not one of ['bce', 'gbce', 'sampled_softmax', 'ce']" in errors
+    assert "variants.mine.train: Additional properties are not allowed ('negativs' was unexpected)" in errors
+    assert any(e.startswith("variants.seeded.train.seed: a variant cannot set the seed") for e in errors)
+    assert not [e for e in errors if e.startswith("variants.fine")]
+
+
 def test_deep_merge_overrides_leaves_only():
     merged = deep_merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 5}})
     assert merged == {"a": {"b": 1, "c": 5}, "d": 3}

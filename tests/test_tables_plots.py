@@ -72,6 +72,35 @@ def test_ablation_table(tmp_path, metrics_files):
     assert "w/o CA" in md.read_text() and "0.6644 / 0.4160" in md.read_text()
 
 
+def test_ranking_table_shows_how_each_run_trained_and_what_it_recommends(tmp_path, metrics_files):
+    from pipeline.plots import ranking
+
+    results = [json.loads(p.read_text()) for p in metrics_files[:2]]
+    ce = fixture_metrics("sasrec", "ce", 0.03)
+    for result, train, coverage in ((results[0], {}, 0.84), (results[1], {"loss": "bce", "negatives": 1}, 0.6),
+                                    (ce, {"loss": "ce", "negatives": 1, "select_on": "full"}, 0.91)):
+        result["record"] = {"config": {"train": train}}
+        result["full_ranking"]["groups"]["overall"].update({"coverage@10": coverage, "tail_share@10": coverage / 3})
+    paths = []
+    for result in (*results, ce):
+        paths.append(tmp_path / f"{result['variant']}.json")
+        paths[-1].write_text(json.dumps(result))
+    md, table = tmp_path / "ranking.md", tmp_path / "ranking.csv"
+    tables_main([*map(str, paths), "--dataset", "yelp", "--backbones", "sasrec", "--variants", "base", "llmesr", "ce",
+                 "--embedder", "e", "--out-ranking-md", str(md), "--out-ranking-csv", str(table)])
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["protocol"], r["model"]) for r in rows] == [(p, m) for p in ("sampled", "full") for m in ("base", "llmesr", "ce")]
+    full_ce = rows[5]
+    assert float(full_ce["overall NDCG@10"]) == ce["full_ranking"]["groups"]["overall"]["NDCG@10"]
+    assert (full_ce["loss"], full_ce["select_on"], float(full_ce["coverage@10"])) == ("ce", "full", 0.91)
+    # a run recorded before the options existed trained with their defaults
+    assert (rows[0]["loss"], rows[0]["negatives"], rows[0]["select_on"]) == ("bce", "1", "sampled")
+    text = md.read_text()
+    assert "| SASRec | LLM-ESR, CE | ce | all items | validation NDCG@10, full | 0.910 | 0.303 |" in text
+    ranking([*results, ce], "yelp sasrec", tmp_path / "ranking.png")
+    assert matplotlib.image.imread(tmp_path / "ranking.png").shape[2] in (3, 4)
+
+
 def test_plots_decode(tmp_path, metrics_files):
     group_bars([json.loads(p.read_text()) for p in metrics_files], tmp_path / "groups.png")
     assert matplotlib.image.imread(tmp_path / "groups.png").shape[2] in (3, 4)

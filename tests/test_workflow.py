@@ -37,7 +37,8 @@ COMPETITORS = ["llminit", "cities", "melt", "rlmrec"]
 def write_mini(workdir: Path) -> None:
     """A 30-user slice of ml-100k and a config that trains every backbone, plain, under LLM-ESR,
     under LLM-ESR as the authors' code computes it (`authors`) and with each of Table 1's
-    competitors, for two epochs."""
+    competitors, and LLM-ESR trained with the full softmax and chosen on full ranking (`ce`),
+    for two epochs."""
     folder = ml100k_folder()
     inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
     counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
@@ -45,7 +46,7 @@ def write_mini(workdir: Path) -> None:
     inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
     config = {
         "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"],
-                    "variants": ["base", "llmesr", "authors", *COMPETITORS]},
+                    "variants": ["base", "llmesr", "authors", *COMPETITORS, "ce"]},
         "datasets": {"mini": {
             "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
             "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
@@ -153,6 +154,13 @@ def test_tables_plots_and_report(finished_run):
     row = next(r for r in rows if (r["protocol"], r["backbone"], r["model"]) == ("sampled", "sasrec", "improvement_best_%"))
     assert float(row["overall HR@10"]) == pytest.approx(100 * (ours - best) / best)
     assert matplotlib.image.imread(results / "plots" / "mini_groups.png").ndim == 3
+    ranking = list(csv.DictReader((results / "tables" / "mini_ranking.csv").open()))
+    ce = json.loads((results / "mini_sasrec_ce_metrics.json").read_text())
+    row = next(r for r in ranking if (r["protocol"], r["backbone"], r["model"]) == ("full", "sasrec", "ce"))
+    assert (row["loss"], row["select_on"]) == ("ce", "full") and ce["record"]["config"]["train"]["loss"] == "ce"
+    assert float(row["coverage@10"]) == ce["full_ranking"]["groups"]["overall"]["coverage@10"]
+    for backbone in ("sasrec", "gru4rec", "bert4rec"):
+        assert matplotlib.image.imread(results / "plots" / f"mini_{backbone}_ranking.png").ndim == 3
     assert (results / "plots" / "mini_bert4rec_base_seed42_training.png").exists()
     stages = list(csv.DictReader((results / "tables" / "mini_stages.csv").open()))
     assert {"ingest", "embed_items", "train_sasrec_llmesr_seed42"} <= {r["job"] for r in stages}
@@ -291,6 +299,17 @@ def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base
     assert planned["train"] == 15 + 3 and planned["aggregate"] == 15
     assert re.search(r"--base results/ml100k/runs/gru4rec_base_seed42/model\.pt", output)
     assert "--llm-users results/ml100k/embed/users.npy" in output and "--stats results/ml100k_stats.json" in output
+
+
+def test_a_variant_trains_with_its_own_train_options_and_the_others_do_not(tmp_path):
+    targets = ["results/ml100k_sasrec_basegbce_metrics.json", "results/ml100k_sasrec_metrics.json"]
+    output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
+    trains = {m.group(2): json.loads(m.group(1)) for m in re.finditer(
+        r"--train '(\{.*?\})'.*?--out-checkpoint results/ml100k/runs/sasrec_(\w+)_seed42/", output)}
+    assert (trains["basegbce"]["loss"], trains["basegbce"]["negatives"], trains["basegbce"]["select_on"]) == ("gbce", 256, "full")
+    assert (trains["llmesr"]["loss"], trains["llmesr"]["negatives"], trains["llmesr"]["select_on"]) == ("bce", 1, "sampled")
+    assert {k: v for k, v in trains["basegbce"].items() if k not in ("loss", "negatives", "select_on")} == \
+        {k: v for k, v in trains["llmesr"].items() if k not in ("loss", "negatives", "select_on")}
 
 
 def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
