@@ -3,7 +3,7 @@
 - `{dataset}.md` / `.csv`: Table 1: rows backbone x {base, CITIES, MELT, RLMRec(-Gen), LLMInit,
   LLM-ESR} (those whose metrics are given), LLM-ESR's relative improvement over base and over
   the best competitor in each column, and base and LLM-ESR as the authors' code computes them
-  (variants `authorsbase`, `authors`); columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
+  (variants `authorsbase`, `authors`, `authorscache`); columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
@@ -30,12 +30,12 @@ BACKBONE_TITLES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "Bert4R
 VARIANT_TITLES = {"llmesr": "LLM-ESR", "base": "base", "nocoview": "w/o co-view", "nosemview": "w/o se-view",
                   "nosd": "w/o SD", "noshare": "w/o share", "noca": "w/o CA", "adapter1": "1-layer adapter",
                   "randinit": "random init", "authorsbase": "base (authors' code)",
-                  "authors": "LLM-ESR (authors' code)", "llminit": "LLMInit", "cities": "CITIES", "melt": "MELT",
+                  "authors": "LLM-ESR (authors' code)", "authorscache": "LLM-ESR (authors' code, epoch-cache teacher)", "llminit": "LLMInit", "cities": "CITIES", "melt": "MELT",
                   "rlmrec": "RLMRec", "rlmrecgen": "RLMRec-Gen", "basece": "base, CE", "ce": "LLM-ESR, CE",
                   "basegbce": "base, gBCE", "gbce": "LLM-ESR, gBCE"}
 # Table 1's rows in the paper's order; the competitors are the rows between base and LLM-ESR.
 COMPETITORS = ("cities", "melt", "rlmrec", "rlmrecgen", "llminit")
-TABLE1_ROWS = ("base", *COMPETITORS, "llmesr", "authorsbase", "authors")
+TABLE1_ROWS = ("base", *COMPETITORS, "llmesr", "authorsbase", "authors", "authorscache")
 IMPROVEMENT_TITLES = {"improvement_%": "Improv. over base", "improvement_best_%": "Improv. over best competitor"}
 PROTOCOLS = {"sampled": "sampled (100 negatives, the paper's protocol)", "full": "full ranking (history excluded)"}
 

@@ -3,7 +3,7 @@
 # Table 1's rows: the plain backbone and LLM-ESR always; the competitors (CITIES, MELT, RLMRec,
 # LLMInit) and the authors' computation when `targets.variants` asks for them. Every other
 # variant is an ablation row of Table 2.
-TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors"]
+TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors", "authorscache"]
 TABLE1_VARIANTS = ["base", "llmesr", *[v for v in TABLE1_OPTIONAL if v in config["targets"]["variants"]]]
 # Variants that train differently (a `train` override: loss, select_on) form the ranking table
 # with base and LLM-ESR, where targeted; they are not ablations of the model.

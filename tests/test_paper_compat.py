@@ -152,6 +152,21 @@ def test_paper_compat_sets_exactly_the_preset():
         torch.testing.assert_close(preset.sequence_states(seq), manual.sequence_states(seq))
 
 
+def test_the_authorscache_variant_is_the_preset_but_the_teacher():
+    import yaml
+
+    from conftest import REPO
+    from pipeline.schema import deep_merge
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    model = model_options()
+    authors = effective_options(deep_merge(model, config["variants"]["authors"]))
+    cached = effective_options(deep_merge(model, config["variants"]["authorscache"]))
+    assert cached["llmesr"]["teacher"] == "epoch_cache" and authors["llmesr"]["teacher"] == "batch"
+    cached["llmesr"]["teacher"] = "batch"
+    assert {k: v for k, v in cached.items() if k != "paper_compat"} == {k: v for k, v in authors.items() if k != "paper_compat"}
+
+
 def sequences(lengths, seed=0):
     frame = pl.DataFrame({"user": np.repeat(np.arange(1, len(lengths) + 1), lengths),
                           "item": np.random.default_rng(seed).integers(1, N_ITEMS + 1, sum(lengths))})
