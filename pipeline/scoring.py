@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .data import Sequences, length_sorted_chunks
+from .errors import DataError
 from .metrics import counts_against, target_ranks
 
 # Padded positions per forward chunk: measured on CPU, chunks of about 128 x 128 run
@@ -78,6 +79,9 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
     target itself when it also occurs there. Returns (0-based target ranks, or None without
     targets; top-k item ids per user, best first)."""
     n_users, device = len(users), users.device
+    if k > len(items) - 1:  # row 0 is padding
+        raise DataError(f"top-{k} lists asked for, but the catalogue has only {len(items) - 1} items: set eval.k "
+                        f"(or recommend's k) to at most {len(items) - 1}")
     ranks, top = [], []
     for start in range(0, n_users, batch_size):
         rows = np.arange(start, min(start + batch_size, n_users))

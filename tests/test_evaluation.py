@@ -55,6 +55,16 @@ def test_a_user_with_nan_scores_gets_the_worst_full_ranking_rank():
     assert (ranks[np.arange(40) != 5] < seqs.n_items).all()
 
 
+def test_top_k_longer_than_the_catalogue_is_refused_with_the_key_to_change():
+    from pipeline.errors import DataError
+
+    users, items, seqs, _ = random_setup(4)
+    _, top = full_ranking(users, items, seqs, 1, None, k=30)  # the whole catalogue is allowed
+    assert top.shape == (40, 30)
+    with pytest.raises(DataError, match="catalogue has only 30 items: set eval.k"):
+        full_ranking(users, items, seqs, 1, None, k=31)
+
+
 def test_recommendation_lists_exclude_the_whole_history():
     users, items, seqs, _ = random_setup(2)
     _, top = full_ranking(users, items, seqs, 0, None, k=5)
