@@ -173,9 +173,11 @@ def training_data(workdir: Path, dataset: str) -> tuple[dict, object, np.ndarray
     return config, sequences, valid, arrays
 
 
-def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences, valid: np.ndarray, arrays: dict) -> dict:
+def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences, valid: np.ndarray, arrays: dict,
+              train_extra: dict | None = None) -> dict:
     """The pipeline's training loop for `epochs` epochs (no early stopping) with the default
-    hyperparameters, the variant's overrides from config.yaml and seed 42; returns its history."""
+    hyperparameters, the variant's overrides from config.yaml (then `train_extra`) and seed 42;
+    returns its history."""
     import torch
 
     from pipeline.io import load_torch
@@ -185,7 +187,8 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
 
     override = dict(config["variants"][variant])
     train_override = override.pop("train", {})
-    options = {k: v for k, v in deep_merge(config["train"], train_override).items() if k not in ("seed", "seeds")}
+    options = deep_merge(deep_merge(config["train"], train_override), train_extra or {})
+    options = {k: v for k, v in options.items() if k not in ("seed", "seeds")}
     model = deep_merge(config["model"], override)
     needs = method_inputs(model)
     given = {name: arrays[name] for name in ("llm_items", "pca_items", "neighbours", "llm_users") if name in needs}
@@ -271,10 +274,10 @@ def one_loss(workdir: Path, dataset: str, name: str, loss: str, epochs: int) -> 
     import torch
 
     config, sequences, valid, arrays = training_data(workdir, dataset)
-    config["train"].update(LOSS_SETTINGS[loss])
     torch.set_num_threads(os.cpu_count())
     backbone, variant = name.split("_")
-    seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays)["mean_epoch_seconds"]
+    seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays,
+                        train_extra=LOSS_SETTINGS[loss])["mean_epoch_seconds"]
     return {"epoch_s": seconds, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -284,7 +287,7 @@ def loss_figures(workdir: Path, dataset: str, epochs: int, models: list[str]) ->
         for loss in LOSS_SETTINGS:
             child = subprocess.run([sys.executable, __file__, "--dataset", dataset, "--workdir", str(workdir),
                                     "--epochs", str(epochs), "--loss-child", f"{name}:{loss}"],
-                                   check=True, capture_output=True, text=True)
+                                   check=True, stdout=subprocess.PIPE, text=True)  # its errors reach the console
             figures.setdefault(name, {})[loss] = json.loads(child.stdout.strip().splitlines()[-1])
             print(f"  {name} {loss}: {figures[name][loss]['epoch_s']:.1f} s/epoch, "
                   f"peak {figures[name][loss]['peak_rss_mb']:.0f} MB", flush=True)

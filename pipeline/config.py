@@ -32,17 +32,32 @@ def _read_scalar(text: str) -> object:
 
 def coerce_command_line_strings(config: dict) -> None:
     """Snakemake reads nested `--config` values (train='{max_epochs: 5}') as strings. Where the
-    schema wants another type and the string reads as a value of that type in YAML, use it."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+    schema wants another type and the string reads as a value of that type in YAML, use it
+    (also inside variants, whose overrides the schema checks only after merging)."""
+    schema = load_schema()
+    _coerce(jsonschema.Draft202012Validator(schema), config)
+    for override in (config.get("variants") or {}).values():
+        if not isinstance(override, dict):
+            continue
+        train = override.pop("train", None)
+        _coerce(jsonschema.Draft202012Validator(schema["properties"]["model"]), override)
+        if train is not None:
+            if isinstance(train, dict):
+                _coerce(jsonschema.Draft202012Validator(schema["properties"]["train"]), train)
+            override["train"] = train
+
+
+def _coerce(validator: jsonschema.Validator, instance: dict) -> None:
+    """Replace each string in `instance` that the validator wants as another type."""
     while True:
         fixed = False
-        for error in validator.iter_errors(config):
+        for error in validator.iter_errors(instance):
             if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
                 continue
             value = _read_scalar(error.instance)
             wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
             if any(validator.is_type(value, kind) for kind in wanted):
-                parent = config
+                parent = instance
                 for key in list(error.absolute_path)[:-1]:
                     parent = parent[key]
                 parent[error.absolute_path[-1]] = value
@@ -160,6 +175,11 @@ def reference_errors(config: dict) -> list[str]:
             if key in train_override:
                 problems.append(f"variants.{variant}.train.{key}: a variant cannot set the seed (every variant trains "
                                 "on the seeds of `train`; the run's folder names its seed)")
+        if "device" in train_override:
+            problems.append(f"variants.{variant}.train.device: the device is the machine's, not a variant's: set train.device")
+        if merged.get("method") == "cities" and set(train_override) - {"max_epochs"}:
+            problems.append(f"variants.{variant}.train: CITIES' stage trains by its own options (model.cities), of `train` "
+                            f"it uses max_epochs only; not {', '.join(sorted(set(train_override) - {'max_epochs'}))}")
         base = config["variants"].get("base")
         if merged.get("method") == "cities" and (base is None or method_of(deep_merge(config["model"], base)) != "base"):
             problems.append(f"variants.{variant}: CITIES is a second stage on the plain backbone: it needs the variant "

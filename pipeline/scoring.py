@@ -80,8 +80,9 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
     targets; top-k item ids per user, best first)."""
     n_users, device = len(users), users.device
     if k > len(items) - 1:  # row 0 is padding
-        raise DataError(f"top-{k} lists asked for, but the catalogue has only {len(items) - 1} items: set eval.k "
-                        f"(or recommend's k) to at most {len(items) - 1}")
+        raise DataError(f"top-{k} lists asked for, but the catalogue has only {len(items) - 1} items: evaluation "
+                        f"ranks the top max(eval.k) and 10 (also select_on: full): lower eval.k to at most "
+                        f"{len(items) - 1} (a catalogue under 10 items cannot be ranked this way)")
     ranks, top = [], []
     for start in range(0, n_users, batch_size):
         rows = np.arange(start, min(start + batch_size, n_users))

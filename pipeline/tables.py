@@ -181,10 +181,16 @@ def training_setup(result: dict) -> dict:
     trained with their defaults)."""
     train = result["record"]["config"]["train"]
     loss = train.get("loss", "bce")
-    negatives = train.get("negatives", 1) if loss != "ce" else None
-    if loss == "gbce":
-        loss = f"gbce (t = {train.get('gbce_t', 0.75)})"
-    return {"loss": loss, "negatives": negatives, "select_on": train.get("select_on", "sampled")}
+    return {"loss": loss, "negatives": None if loss == "ce" else train.get("negatives", 1),
+            "gbce_t": train.get("gbce_t", 0.75) if loss == "gbce" else None,
+            "logq": train.get("logq", False) if loss == "sampled_softmax" else None,
+            "select_on": train.get("select_on", "sampled")}
+
+
+def loss_label(setup: dict) -> str:
+    if setup["gbce_t"] is not None:
+        return f"gbce (t = {setup['gbce_t']})"
+    return f"{setup['loss']}{', log-Q' if setup['logq'] else ''}"
 
 
 def ranking(results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path,
@@ -202,12 +208,13 @@ def ranking(results: dict, backbones: list[str], variants: list[str], dataset: s
              "|---|---|---|---|---|---|---|"]
     for backbone, variant in rows:
         setup, overall = training_setup(results[backbone, variant]), results[backbone, variant]["full_ranking"]["groups"]["overall"]
-        lines.append(f"| {BACKBONE_TITLES.get(backbone, backbone)} | {VARIANT_TITLES.get(variant, variant)} | {setup['loss']} | "
+        lines.append(f"| {BACKBONE_TITLES.get(backbone, backbone)} | {VARIANT_TITLES.get(variant, variant)} | {loss_label(setup)} | "
                      f"{setup['negatives'] or 'all items'} | validation NDCG@10, {setup['select_on']} | "
                      f"{overall['coverage@10']:.3f} | {overall['tail_share@10']:.3f} |")
         for record in records:
             if record["backbone"] == backbone and record["model"] == variant:
-                record.update(**setup, **{"coverage@10": overall["coverage@10"], "tail_share@10": overall["tail_share@10"]})
+                record.update(**setup, **{"full coverage@10": overall["coverage@10"],
+                                          "full tail_share@10": overall["tail_share@10"]})
     parts.append("\n".join(lines) + "\n")
     write_text("\n".join(parts), md)
     write_csv(records, out_csv)

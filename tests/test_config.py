@@ -127,11 +127,23 @@ def test_a_variant_s_train_options_are_checked_as_train():
     config["variants"]["mine"] = {"train": {"loss": "cee", "negativs": 2}}
     config["variants"]["seeded"] = {"train": {"seed": 7}}
     config["variants"]["fine"] = {"llmesr": {"alpha": 0.5}, "train": {"loss": "gbce", "negatives": 256}}
+    config["variants"]["gpu"] = {"train": {"device": "cuda"}}
+    config["variants"]["citiesce"] = {"method": "cities", "train": {"loss": "ce", "max_epochs": 5}}
     errors = reference_errors(config)
     assert "variants.mine.train.loss: 'cee' is not one of ['bce', 'gbce', 'sampled_softmax', 'ce']" in errors
     assert "variants.mine.train: Additional properties are not allowed ('negativs' was unexpected)" in errors
     assert any(e.startswith("variants.seeded.train.seed: a variant cannot set the seed") for e in errors)
+    assert any(e.startswith("variants.gpu.train.device: the device is the machine's") for e in errors)
+    assert any(e.startswith("variants.citiesce.train: CITIES' stage") and e.endswith("not loss") for e in errors)
     assert not [e for e in errors if e.startswith("variants.fine")]
+
+
+def test_strings_inside_a_variant_become_the_types_the_schema_wants():
+    config = copy.deepcopy(CONFIG)
+    config["variants"]["slow"] = {"llmesr": {"alpha": "0.5"}, "dropout": "0.2", "train": {"lr": "1e-4", "negatives": "256"}}
+    coerce_command_line_strings(config)
+    assert config["variants"]["slow"] == {"llmesr": {"alpha": 0.5}, "dropout": 0.2, "train": {"lr": 1e-4, "negatives": 256}}
+    assert reference_errors(config) == []
 
 
 def test_deep_merge_overrides_leaves_only():

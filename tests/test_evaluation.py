@@ -61,7 +61,7 @@ def test_top_k_longer_than_the_catalogue_is_refused_with_the_key_to_change():
     users, items, seqs, _ = random_setup(4)
     _, top = full_ranking(users, items, seqs, 1, None, k=30)  # the whole catalogue is allowed
     assert top.shape == (40, 30)
-    with pytest.raises(DataError, match="catalogue has only 30 items: set eval.k"):
+    with pytest.raises(DataError, match="catalogue has only 30 items: evaluation ranks"):
         full_ranking(users, items, seqs, 1, None, k=31)
 
 

@@ -92,9 +92,9 @@ def test_ranking_table_shows_how_each_run_trained_and_what_it_recommends(tmp_pat
     assert [(r["protocol"], r["model"]) for r in rows] == [(p, m) for p in ("sampled", "full") for m in ("base", "llmesr", "ce")]
     full_ce = rows[5]
     assert float(full_ce["overall NDCG@10"]) == ce["full_ranking"]["groups"]["overall"]["NDCG@10"]
-    assert (full_ce["loss"], full_ce["select_on"], float(full_ce["coverage@10"])) == ("ce", "full", 0.91)
+    assert (full_ce["loss"], full_ce["select_on"], float(full_ce["full coverage@10"])) == ("ce", "full", 0.91)
     # a run recorded before the options existed trained with their defaults
-    assert (rows[0]["loss"], rows[0]["negatives"], rows[0]["select_on"]) == ("bce", "1", "sampled")
+    assert (rows[0]["loss"], rows[0]["negatives"], rows[0]["select_on"], rows[0]["gbce_t"]) == ("bce", "1", "sampled", "")
     text = md.read_text()
     assert "| SASRec | LLM-ESR, CE | ce | all items | validation NDCG@10, full | 0.910 | 0.303 |" in text
     ranking([*results, ce], "yelp sasrec", tmp_path / "ranking.png")

@@ -158,7 +158,7 @@ def test_tables_plots_and_report(finished_run):
     ce = json.loads((results / "mini_sasrec_ce_metrics.json").read_text())
     row = next(r for r in ranking if (r["protocol"], r["backbone"], r["model"]) == ("full", "sasrec", "ce"))
     assert (row["loss"], row["select_on"]) == ("ce", "full") and ce["record"]["config"]["train"]["loss"] == "ce"
-    assert float(row["coverage@10"]) == ce["full_ranking"]["groups"]["overall"]["coverage@10"]
+    assert float(row["full coverage@10"]) == ce["full_ranking"]["groups"]["overall"]["coverage@10"]
     for backbone in ("sasrec", "gru4rec", "bert4rec"):
         assert matplotlib.image.imread(results / "plots" / f"mini_{backbone}_ranking.png").ndim == 3
     assert (results / "plots" / "mini_bert4rec_base_seed42_training.png").exists()
@@ -201,11 +201,11 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
     planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
     assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default", "user_prompts"} <= set(planned)
-    # LLM-ESR, `authors`, LLMInit (the PCA) and RLMRec per backbone; base, CITIES and MELT use no
-    # embeddings. User prompts fit the encoder's token window, so they follow the encoder; item
+    # LLM-ESR, `authors`, `ce`, LLMInit (the PCA) and RLMRec per backbone; base, CITIES and MELT use
+    # no embeddings. User prompts fit the encoder's token window, so they follow the encoder; item
     # prompts do not.
-    assert planned["embed"] == 2 and planned["train"] == 4 * 3
-    assert planned["aggregate"] == 3 * 3  # authors, llminit, rlmrec; the others' files stay as they are
+    assert planned["embed"] == 2 and planned["train"] == 5 * 3
+    assert planned["aggregate"] == 4 * 3  # authors, ce, llminit, rlmrec; the others' files stay as they are
     assert not {"ingest", "item_prompts", "split"} & set(planned)
     run_snakemake(workdir, *args)
     meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
