@@ -11,9 +11,9 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
   shared by the whole batch (a negative equal to the target is left out); with `logq` the
   negatives' logits are corrected by log(negatives / items), their expected count, so the
   sampled softmax estimates the full one.
-- `ce`: softmax cross-entropy over the whole catalogue, item vectors taken in chunks of
-  `ce_chunk` whose logits are recomputed in the backward pass, so memory stays at
-  targets x chunk whatever the catalogue's size.
+- `ce`: softmax cross-entropy over the whole catalogue, the logits computed for blocks of
+  targets of at most `ce_block` logits each (memory stays at ce_block whatever the catalogue's
+  size), and each block's gradient taken while the block is in cache (see `_SummedLogSumExp`).
 
 Every loss is a sum over the targets divided by `count` (default: their number): a micro-batch
 passes its whole batch's count, so the micro-batches' losses add up to the batch's.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+from torch.autograd.function import once_differentiable
 
 from .data import sample_negatives
 
@@ -39,7 +39,7 @@ class LossConfig:
     negatives: int = 1
     logq: bool = False
     gbce_t: float = 0.75
-    ce_chunk: int = 4096
+    ce_block: int = 524288
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -115,8 +115,41 @@ class SampledSoftmax(Loss):
         return summed / (len(users) if count is None else count)
 
 
-def _chunk_logsumexp(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    return (users @ items.T).logsumexp(dim=1)
+class _SummedLogSumExp(torch.autograd.Function):
+    """sum over users u of log sum over items i of exp(u . i), in blocks of `rows` users.
+
+    The output is one number, so the gradient that reaches it is one number too: the gradients
+    (softmax-weighted items for the users, softmax-weighted users for the items) are computed
+    in the forward pass while each block's logits are in cache, and the backward pass scales
+    them. That is three matrix products per block and no (users x items) matrix kept, against
+    four products and several passes over that matrix for autograd with recomputation (measured
+    on Beauty: 73 vs 203 ms per SASRec batch, 2 threads)."""
+
+    @staticmethod
+    def forward(ctx, users: torch.Tensor, items: torch.Tensor, rows: int) -> torch.Tensor:
+        wanted = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        total = users.new_zeros(())
+        grad_users = torch.empty_like(users) if wanted else None
+        grad_items = torch.zeros_like(items) if wanted else None
+        for start in range(0, len(users), rows):
+            block = users[start : start + rows]
+            logits = block @ items.T
+            peak = logits.amax(dim=1, keepdim=True)
+            weights = logits.sub_(peak).exp_()  # in place: the block's only (rows x items) buffer
+            norm = weights.sum(dim=1, keepdim=True)
+            total += (peak + norm.log()).sum()
+            if wanted:
+                weights.div_(norm)  # the softmax
+                grad_users[start : start + rows] = weights @ items
+                grad_items.addmm_(weights.T, block)
+        ctx.save_for_backward(grad_users, grad_items)
+        return total
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        grad_users, grad_items = ctx.saved_tensors
+        return grad_users * grad, grad_items * grad, None
 
 
 class FullSoftmax(Loss):
@@ -129,12 +162,9 @@ class FullSoftmax(Loss):
         where = targets > 0
         users, positives = states[where], targets[where]
         positive = (users * model.item_vectors(positives)).sum(-1)
-        ids = torch.arange(1, self.n_items + 1, device=users.device)
-        # Each chunk's logits are recomputed in the backward pass instead of kept: memory is
-        # targets x ce_chunk, not targets x items.
-        parts = [checkpoint(_chunk_logsumexp, users, model.item_vectors(chunk), use_reentrant=False)
-                 for chunk in ids.split(self.config.ce_chunk)]
-        summed = (torch.logsumexp(torch.stack(parts, dim=1), dim=1) - positive).sum()
+        items = model.item_vectors(torch.arange(1, self.n_items + 1, device=users.device))
+        rows = max(1, self.config.ce_block // self.n_items)
+        summed = _SummedLogSumExp.apply(users, items, rows) - positive.sum()
         return summed / (len(users) if count is None else count)
 
 

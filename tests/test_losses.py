@@ -78,14 +78,30 @@ def test_full_softmax_by_hand_and_chunked_equals_unchunked():
     users = STATES[0, 1:]
     logits = users @ ITEMS[1:].T  # items 1..5, not the padding id
     expected = (torch.logsumexp(logits, 1) - logits[torch.arange(2), torch.tensor([0, 1])]).mean().item()
-    assert loss("ce", None, ce_chunk=1000) == pytest.approx(expected, rel=1e-6)
-    assert loss("ce", None, ce_chunk=2) == pytest.approx(expected, rel=1e-6)
+    assert loss("ce", None, ce_block=1000) == pytest.approx(expected, rel=1e-6)  # both targets in one block
+    assert loss("ce", None, ce_block=2) == pytest.approx(expected, rel=1e-6)  # a block per target
     grads = []
-    for chunk in (2, 1000):
+    for block in (2, 1000):
         states = STATES.clone().requires_grad_()
-        make_loss({"loss": "ce", "ce_chunk": chunk}, 5)(states, TARGETS, None, Table()).backward()
+        make_loss({"loss": "ce", "ce_block": block}, 5)(states, TARGETS, None, Table()).backward()
         grads.append(states.grad)
     torch.testing.assert_close(*grads)
+
+
+@pytest.mark.parametrize("block", [1, 3 * 40, 10**6])
+def test_full_softmax_gradients_equal_autograd_of_the_written_out_softmax(block):
+    """The users' and the items' gradients, taken in the forward pass, equal autograd's through
+    log_softmax over the whole logit matrix (float64), scaled by what reaches the loss."""
+    from pipeline.losses import _SummedLogSumExp
+
+    generator = torch.Generator().manual_seed(0)
+    users = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    items = torch.randn(40, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    (3.5 * _SummedLogSumExp.apply(users, items, max(1, block // 40))).backward()
+    ours = users.grad.clone(), items.grad.clone()
+    users.grad = items.grad = None
+    (3.5 * torch.logsumexp(users @ items.T, dim=1).sum()).backward()
+    torch.testing.assert_close(ours, (users.grad, items.grad))
 
 
 def test_an_unknown_loss_is_refused():
@@ -105,7 +121,7 @@ def tiny_run(backbone, llmesr, epochs=2, **train_overrides):
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
 @pytest.mark.parametrize("name, options", [("bce", {"negatives": 3}), ("gbce", {"negatives": 4}),
-                                           ("sampled_softmax", {"negatives": 8, "logq": True}), ("ce", {"ce_chunk": 7})])
+                                           ("sampled_softmax", {"negatives": 8, "logq": True}), ("ce", {"ce_block": 7})])
 def test_every_loss_trains_every_backbone_plain_and_under_llmesr(backbone, name, options):
     for llmesr in (False, True):
         _, history = tiny_run(backbone, llmesr, epochs=1, loss=name, **options)
