@@ -182,11 +182,10 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
 
     from pipeline.io import load_torch
     from pipeline.models import method_inputs
-    from pipeline.schema import deep_merge
+    from pipeline.schema import deep_merge, variant_parts
     from pipeline.train import train
 
-    override = dict(config["variants"][variant])
-    train_override = override.pop("train", {})
+    override, train_override = variant_parts(config["variants"][variant])
     options = deep_merge(deep_merge(config["train"], train_override), train_extra or {})
     options = {k: v for k, v in options.items() if k not in ("seed", "seeds")}
     model = deep_merge(config["model"], override)

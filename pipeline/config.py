@@ -9,7 +9,7 @@ import jsonschema
 import yaml
 
 from .errors import DataError
-from .schema import deep_merge, load_schema
+from .schema import deep_merge, load_schema, variant_parts
 
 def _errors(validator: jsonschema.Validator, instance: object, prefix: str) -> list[str]:
     found = []
@@ -163,8 +163,7 @@ def reference_errors(config: dict) -> list[str]:
     model_schema = jsonschema.Draft202012Validator(schema["model"])
     train_schema = jsonschema.Draft202012Validator(schema["train"])
     for variant, override in config["variants"].items():
-        override = dict(override)
-        train_override = override.pop("train", {})
+        override, train_override = variant_parts(override)
         merged = deep_merge(config["model"], override)
         problems += _errors(model_schema, merged, f"variants.{variant}")
         if not isinstance(train_override, dict):

@@ -13,6 +13,13 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
 
 
+def variant_parts(override: dict) -> tuple[dict, object]:
+    """(model overrides, train overrides) of a variant: its `train` key changes how it trains,
+    everything else is merged into `model`."""
+    model = dict(override)
+    return model, model.pop("train", {})
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from pipeline.datasets import FORMATS, DataError, input_files
 from pipeline.models import BACKBONES, METHOD_SECTIONS, effective_options, method_inputs
-from pipeline.schema import deep_merge
+from pipeline.schema import deep_merge, variant_parts
 
 
 # Datasets whose format brings its own embeddings, PCA and similar users (the authors'
@@ -34,12 +34,9 @@ def dataset_spec(dataset):
 
 
 def variant_overrides(variant):
-    """(model overrides, train overrides) of a variant: its `train` key changes how it trains
-    (e.g. the loss), everything else is merged into `model`."""
     if variant not in config["variants"]:
         raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
-    override = dict(config["variants"][variant])
-    return override, override.pop("train", {})
+    return variant_parts(config["variants"][variant])
 
 
 def variant_model(variant):
