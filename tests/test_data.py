@@ -1,7 +1,7 @@
 import numpy as np
 import polars as pl
 
-from pipeline.data import Sequences, epoch_batches, left_pad, length_sorted_chunks, sample_negatives
+from pipeline.data import Sequences, epoch_batches, left_pad, length_sorted_chunks, sample_negatives, training_items_of
 
 
 def sequences():
@@ -41,6 +41,13 @@ def test_negatives_avoid_the_users_training_items():
     rows = np.zeros(5000, dtype=np.int64)
     negatives = sample_negatives(np.random.default_rng(0), rows, (5000,), 10, keys)
     assert set(negatives.tolist()) == {5, 6, 7, 8, 9, 10}  # user 1 trains on 1 2 3 4
+
+
+def test_a_batchs_training_items_are_looked_up_in_a_matrix_of_its_distinct_users():
+    keys = sequences().membership_keys(2)  # training items: user 1: 1 2 3 4, user 2: 7, user 3: 2 4
+    matrix, local = training_items_of(keys, np.array([2, 0, 2]), 10)
+    assert local.tolist() == [1, 0, 1] and matrix.shape == (2, 11)
+    assert np.flatnonzero(matrix[0]).tolist() == [1, 2, 3, 4] and np.flatnonzero(matrix[1]).tolist() == [2, 4]
 
 
 def test_length_sorted_chunks_respect_the_budget():

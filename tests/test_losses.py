@@ -104,6 +104,42 @@ def test_full_softmax_gradients_equal_autograd_of_the_written_out_softmax(block)
     torch.testing.assert_close(ours, (users.grad, items.grad))
 
 
+def test_many_negatives_score_the_catalogue_as_gathering_them_would():
+    from pipeline.losses import bce_loss, bce_loss_scoring_catalogue
+
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(31, 4, dtype=torch.float64, generator=generator, requires_grad=True)  # id 0..30
+    model = type("Table", (), {"item_vectors": lambda self, items: vectors[items]})()
+    states = torch.randn(2, 6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.tensor([[0, 0, 3, 7, 30, 1], [0, 5, 5, 9, 2, 4]])
+    negatives = torch.randint(1, 31, (2, 6, 9), generator=generator) * (targets > 0)[..., None]
+    results = []
+    for scoring in (False, True):  # a block of 70 logits: two targets at a time, the last alone
+        loss = bce_loss_scoring_catalogue(states, targets, negatives, model, 30, 70, count=13, beta=0.4) if scoring \
+            else bce_loss(states, targets, negatives, model, count=13, beta=0.4)
+        loss.backward()
+        results.append((loss.detach(), states.grad.clone(), vectors.grad.clone()))
+        states.grad = vectors.grad = None
+    torch.testing.assert_close(*results)
+    assert make_loss({"loss": "gbce", "negatives": 256}, n_items=12000).scores_catalogue
+    assert not make_loss({"loss": "gbce", "negatives": 256}, n_items=100000).scores_catalogue
+    assert not make_loss({"loss": "bce"}, n_items=5).scores_catalogue  # the paper's loss, as it was
+
+
+def test_several_negatives_are_drawn_at_the_targets_only_and_avoid_training_items():
+    seqs = user_sequences(n_users=20, length=10)
+    exclude = seqs.membership_keys(2)
+    rows = np.array([3, 3, 11])  # a user twice, as a masked batch may have
+    targets = np.array([[0, 0, 4, 5], [0, 6, 0, 7], [1, 2, 3, 8]])
+    drawn = make_loss({"loss": "gbce", "negatives": 50}, N_ITEMS).negatives(np.random.default_rng(0), rows, targets,
+                                                                           exclude)
+    assert drawn.shape == (3, 4, 50)
+    assert ((drawn > 0).all(-1) == (targets > 0)).all() and not drawn[targets == 0].any()
+    for row, user in enumerate(rows):
+        trained = set(seqs.items[seqs.offsets[user] : seqs.offsets[user + 1] - 2].tolist())
+        assert trained and not trained & set(drawn[row].ravel().tolist())
+
+
 def test_an_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="train.loss must be one of"):
         LossConfig(loss="hinge")
