@@ -7,6 +7,8 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
 - `gbce` (gSASRec, Petrov & Macdonald, RecSys 2023): the positive's probability raised to
   beta = 1 - t (1 - alpha), alpha = negatives / (items - 1): -beta log s(pos) - sum_j log(1 -
   s(neg_j)). t = 0 is `bce`; gSASRec recommends t = 0.75 with 256 negatives.
+  With that many negatives both take each target's logits from its scores over the catalogue
+  (`Loss.scores_catalogue`): cheaper than gathering 257 item vectors per target.
 - `sampled_softmax`: softmax cross-entropy of each target against `negatives` uniform items
   shared by the whole batch (a negative equal to the target is left out); with `logq` the
   negatives' logits are corrected by log(negatives / items), their expected count, so the
