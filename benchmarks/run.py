@@ -17,7 +17,7 @@ Steps (each can be skipped):
 7. compile: the train step's loop eager vs with torch.compile (two epochs each, the first
    carrying the compilation) -> torch_compile: why training runs eager;
 8. losses: seconds per epoch and peak memory of each training loss (bce, gbce and
-   sampled_softmax with 256 negatives, ce over the whole catalogue) for --loss-models, each in
+   sampled_softmax with 256 negatives, ce over the whole catalogue; --losses for some) for --loss-models, each in
    a process of its own so that its peak RSS is its own -> loss_epoch_s, loss_peak_rss_mb.
 Prints a table and writes benchmarks/results/<dataset>.json.
 """
@@ -280,10 +280,10 @@ def one_loss(workdir: Path, dataset: str, name: str, loss: str, epochs: int) -> 
     return {"epoch_s": seconds, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def loss_figures(workdir: Path, dataset: str, epochs: int, models: list[str]) -> dict:
+def loss_figures(workdir: Path, dataset: str, epochs: int, models: list[str], losses: list[str]) -> dict:
     figures = {}
     for name in models:
-        for loss in LOSS_SETTINGS:
+        for loss in losses:
             child = subprocess.run([sys.executable, __file__, "--dataset", dataset, "--workdir", str(workdir),
                                     "--epochs", str(epochs), "--loss-child", f"{name}:{loss}"],
                                    check=True, stdout=subprocess.PIPE, text=True)  # its errors reach the console
@@ -366,6 +366,8 @@ def main() -> None:
                         help="compile step: these models")
     parser.add_argument("--loss-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
                         help="losses step: the models timed with each loss")
+    parser.add_argument("--losses", nargs="*", default=list(LOSS_SETTINGS), choices=list(LOSS_SETTINGS),
+                        help="losses step: only these losses (their figures replace those of an earlier run)")
     parser.add_argument("--loss-child", help=argparse.SUPPRESS)  # MODEL:LOSS, the losses step's child process
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
     parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
@@ -411,10 +413,10 @@ def main() -> None:
         report.setdefault("torch_compile", {}).update(compile_figures(workdir, args.dataset, args.compile_models))
     if "losses" not in args.skip:
         print("losses ...", flush=True)
-        figures = loss_figures(workdir, args.dataset, args.epochs, args.loss_models)
-        report.setdefault("loss_epoch_s", {}).update({m: {l: v["epoch_s"] for l, v in f.items()} for m, f in figures.items()})
-        report.setdefault("loss_peak_rss_mb", {}).update(
-            {m: {l: v["peak_rss_mb"] for l, v in f.items()} for m, f in figures.items()})
+        figures = loss_figures(workdir, args.dataset, args.epochs, args.loss_models, args.losses)
+        for key, figure in (("loss_epoch_s", "epoch_s"), ("loss_peak_rss_mb", "peak_rss_mb")):
+            for model, by_loss in figures.items():  # merged per loss: --losses may time a few again
+                report.setdefault(key, {}).setdefault(model, {}).update({l: v[figure] for l, v in by_loss.items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -433,9 +435,11 @@ def main() -> None:
               f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f} (epoch 1), "
               f"{v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f} (epoch 2)")
              for k, v in report.get("torch_compile", {}).items()]
-    rows += [(f"loss {loss} {m}, s/epoch (x bce) / peak RSS MB",
-              f"{s:.1f} ({s / report['loss_epoch_s'][m]['bce']:.2f}x) / {report['loss_peak_rss_mb'][m][loss]:.0f}")
-             for m, by_loss in report.get("loss_epoch_s", {}).items() for loss, s in by_loss.items()]
+    for m, by_loss in report.get("loss_epoch_s", {}).items():
+        bce = by_loss.get("bce")
+        rows += [(f"loss {loss} {m}, s/epoch (x bce) / peak RSS MB",
+                  f"{s:.1f} ({f'{s / bce:.2f}x' if bce else 'bce not timed'}) / {report['loss_peak_rss_mb'][m][loss]:.0f}")
+                 for loss, s in by_loss.items()]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
         print(f"{name:<56}{value}")
