@@ -7,8 +7,8 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
 - `gbce` (gSASRec, Petrov & Macdonald, RecSys 2023): the positive's probability raised to
   beta = 1 - t (1 - alpha), alpha = negatives / (items - 1): -beta log s(pos) - sum_j log(1 -
   s(neg_j)). t = 0 is `bce`; gSASRec recommends t = 0.75 with 256 negatives.
-  With that many negatives both take each target's logits from its scores over the catalogue
-  (`Loss.scores_catalogue`): cheaper than gathering 257 item vectors per target.
+  When the negatives are many against the catalogue (`Loss.scores_catalogue`), both take each
+  target's logits from its scores over the whole catalogue: cheaper than gathering them.
 - `sampled_softmax`: softmax cross-entropy of each target against `negatives` uniform items
   shared by the whole batch (a negative equal to the target is left out); with `logq` the
   negatives' logits are corrected by log(negatives / items), their expected count, so the
@@ -62,26 +62,53 @@ def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tenso
     with one more axis when a target has several. Each target's items are gathered."""
     where = targets > 0
     users = states[where]
+    if not len(users):  # a micro-batch without targets (Bert4Rec's random mask may leave one)
+        return states.sum() * 0
     negatives = negatives[where].reshape(len(users), -1).T  # (N, T)
     items = model.item_vectors(torch.cat([targets[where][None], negatives]))  # (1 + N, T, d)
     logits = (users.unsqueeze(0) * items).sum(-1)
     return _summed_bce(logits, beta) / (len(users) if count is None else count)
 
 
+class _PickedScores(torch.autograd.Function):
+    """users (T, d), items (n, d), picked (T, k) item rows -> the (T, k) dot products, computed
+    for blocks of `rows` users against the whole catalogue. Autograd's `gather` would keep each
+    block's (rows x n) scores for its backward pass; here the backward scatters the gradient
+    into one block of zeros at a time, so memory stays at one block whatever T is."""
+
+    @staticmethod
+    def forward(ctx, users: torch.Tensor, items: torch.Tensor, picked: torch.Tensor, rows: int) -> torch.Tensor:
+        ctx.save_for_backward(users, items, picked)
+        ctx.rows = rows
+        return torch.cat([(part @ items.T).gather(1, ids) for part, ids in zip(users.split(rows), picked.split(rows))])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        users, items, picked = ctx.saved_tensors
+        grad_users, grad_items = torch.empty_like(users), torch.zeros_like(items)
+        for start in range(0, len(users), ctx.rows):
+            block = slice(start, start + ctx.rows)
+            dense = users.new_zeros(len(picked[block]), len(items)).scatter_add_(1, picked[block], grad[block])
+            grad_users[block] = dense @ items
+            grad_items.addmm_(dense.T, users[block])
+        return grad_users, grad_items, None, None
+
+
 def bce_loss_scoring_catalogue(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
                                model: torch.nn.Module, n_items: int, block: int, count: int | None = None,
                                beta: float = 1.0) -> torch.Tensor:
     """`bce_loss` with each target's logits picked from its scores over the whole catalogue,
-    computed for blocks of targets of at most `block` logits (only the picked ones are kept).
-    With hundreds of negatives this is cheaper: the item vectors are computed once (LLM-ESR's
-    adapter runs over the catalogue, not over every drawn copy) and the work is matrix
-    products instead of copies of (1 + N) vectors per target."""
+    computed for blocks of targets of at most `block` logits (memory: one block). With
+    hundreds of negatives this is cheaper: the item vectors are computed once per call, and
+    the work is matrix products instead of copying 1 + N vectors per target."""
     where = targets > 0
     users = states[where]
+    if not len(users):
+        return states.sum() * 0
     picked = torch.cat([targets[where][:, None], negatives[where].reshape(len(users), -1)], dim=1) - 1
     items = model.item_vectors(torch.arange(1, n_items + 1, device=users.device))
-    rows = max(1, block // n_items)
-    logits = torch.cat([(part @ items.T).gather(1, ids) for part, ids in zip(users.split(rows), picked.split(rows))])
+    logits = _PickedScores.apply(users, items, picked, max(1, block // n_items))
     return _summed_bce(logits.T, beta) / (len(users) if count is None else count)
 
 
@@ -99,7 +126,7 @@ class Loss:
         """Per target, `negatives` uniform items the row's user has not trained on (0 where
         there is no target). One negative per target keeps the targets' shape and the draws
         of the default loss as they always were (one per position, padding too); several are
-        drawn at the targets only (a tenth of a bucketed Beauty batch's positions)."""
+        drawn at the targets only (most of a batch's positions are padding)."""
         count = self.config.negatives
         if count == 1:
             return sample_negatives(rng, rows, targets.shape, self.n_items, exclude) * (targets > 0)

@@ -50,6 +50,24 @@ def test_a_batchs_training_items_are_looked_up_in_a_matrix_of_its_distinct_users
     assert np.flatnonzero(matrix[0]).tolist() == [1, 2, 3, 4] and np.flatnonzero(matrix[1]).tolist() == [2, 4]
 
 
+def test_negatives_are_the_plain_rejection_samplers_draws():
+    """The draws the paper's runs were made with: uniform draws, each clash with the user's
+    training items redrawn in order, checked here against a set per user."""
+    seqs = sequences()
+    keys = seqs.membership_keys(2)
+    trained = {row: set(seqs.items[seqs.offsets[row] : seqs.offsets[row + 1] - 2].tolist()) for row in range(3)}
+    rows = np.array([0, 2, 0, 1])
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        expected = rng.integers(1, 11, size=(4, 3))
+        while True:
+            clash = np.array([[expected[i, j] in trained[rows[i]] for j in range(3)] for i in range(4)])
+            if not clash.any():
+                break
+            expected[clash] = rng.integers(1, 11, size=int(clash.sum()))
+        assert (sample_negatives(np.random.default_rng(seed), rows, (4, 3), 10, keys) == expected).all()
+
+
 def test_length_sorted_chunks_respect_the_budget():
     lengths = np.array([5, 1, 3, 8, 2, 2])
     chunks = length_sorted_chunks(lengths, token_budget=6)

@@ -126,6 +126,28 @@ def test_many_negatives_score_the_catalogue_as_gathering_them_would():
     assert not make_loss({"loss": "bce"}, n_items=5).scores_catalogue  # the paper's loss, as it was
 
 
+@pytest.mark.parametrize("n_items", [5, 200])  # 2 negatives: the catalogue scored (5 items), gathered (200)
+def test_gbce_weighs_the_positive_by_beta_on_either_path(n_items):
+    from pipeline.losses import bce_loss
+
+    negatives = torch.tensor([[[0, 0], [3, 5], [4, 1]]])
+    gbce = make_loss({"loss": "gbce", "negatives": 2, "gbce_t": 0.5}, n_items)
+    assert gbce.scores_catalogue == (n_items == 5)
+    beta = 1 - 0.5 * (1 - 2 / (n_items - 1))
+    expected = bce_loss(STATES, TARGETS, negatives, Table(), beta=beta)
+    assert gbce(STATES, TARGETS, negatives, Table()).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name, negatives", [("bce", 1), ("bce", 3), ("gbce", 256)])
+def test_a_micro_batch_without_targets_adds_nothing(name, negatives):
+    states = torch.randn(1, 3, 2, requires_grad=True)
+    targets = torch.zeros(1, 3, dtype=torch.int64)
+    drawn = torch.zeros((1, 3) if negatives == 1 else (1, 3, negatives), dtype=torch.int64)
+    value = make_loss({"loss": name, "negatives": negatives}, n_items=5)(states, targets, drawn, Table(), count=4)
+    value.backward()
+    assert value.item() == 0 and not states.grad.any()
+
+
 def test_several_negatives_are_drawn_at_the_targets_only_and_avoid_training_items():
     seqs = user_sequences(n_users=20, length=10)
     exclude = seqs.membership_keys(2)
