@@ -7,9 +7,10 @@
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
-- `{dataset}_ranking.md` / `.csv`: sampled vs full ranking: base, LLM-ESR and the variants that
-  train differently (a `train` override: loss, negatives, select_on), both protocols, with each
-  run's loss and selection and its catalogue coverage@10 / tail_share@10 under full ranking.
+- `{dataset}_ranking.md` / `.csv`: sampled vs full ranking: base, LLM-ESR, the variants that
+  train differently (a `train` override: loss, negatives, select_on) and the targeted ablations,
+  both protocols, with each run's loss and selection and its catalogue coverage@10 /
+  tail_share@10 under full ranking.
 - `{dataset}_stages.csv`: seconds and peak memory of every job, from Snakemake's benchmarks.
 """
 from __future__ import annotations

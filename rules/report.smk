@@ -5,11 +5,15 @@
 # variant is an ablation row of Table 2.
 TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors", "authorscache"]
 TABLE1_VARIANTS = ["base", "llmesr", *[v for v in TABLE1_OPTIONAL if v in config["targets"]["variants"]]]
-# Variants that train differently (a `train` override: loss, select_on) form the ranking table
-# with base and LLM-ESR, where targeted; they are not ablations of the model.
+# Variants that train differently (a `train` override: loss, select_on); they are not ablations
+# of the model.
 TRAINING_VARIANTS = [v for v in config["variants"] if v not in ("base", "llmesr") and "train" in config["variants"][v]]
-RANKING_VARIANTS = ["base", "llmesr", *[v for v in TRAINING_VARIANTS if v in config["targets"]["variants"]]]
 ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL, *TRAINING_VARIANTS)]
+# The sampled-vs-full-ranking comparison, beside base and LLM-ESR, where targeted: the training
+# variants, and the ablations as diagnostics of which part of LLM-ESR full ranking penalises.
+RANKING_PARTS = {"ranking": [v for v in TRAINING_VARIANTS if v in config["targets"]["variants"]],
+                 "diagnostics": [v for v in ABLATIONS if v != "llmesr" and v in config["targets"]["variants"]]}
+RANKING_VARIANTS = ["base", "llmesr", *RANKING_PARTS["ranking"], *RANKING_PARTS["diagnostics"]]
 # Fig. 4 of the paper (group analysis): these variants, where targeted.
 ANALYSIS_VARIANTS = [v for v in ("base", "melt", "llminit", "llmesr") if v in config["targets"]["variants"]]
 
@@ -86,19 +90,26 @@ rule ranking_table:
         " --out-ranking-md {output.md} --out-ranking-csv {output.csv} > {log} 2>&1"
 
 
+RANKING_PLOT_TITLES = {"ranking": "sampled vs full ranking", "diagnostics": "the paper's setting without each part"}
+
+
 rule ranking_plot:
-    """NDCG@10 per group under both protocols and the catalogue recommended, per backbone."""
+    """NDCG@10 per group under both protocols and the catalogue recommended, per backbone: base
+    and LLM-ESR beside the training variants (`ranking`) or the ablations (`diagnostics`)."""
     input:
-        lambda w: [metrics_file(w.dataset, w.backbone, v) for v in RANKING_VARIANTS],
+        lambda w: [metrics_file(w.dataset, w.backbone, v) for v in ("base", "llmesr", *RANKING_PARTS[w.part])],
     output:
-        report("results/plots/{dataset}_{backbone}_ranking.png", caption="captions/ranking.rst",
+        report("results/plots/{dataset}_{backbone}_{part}.png", caption="captions/ranking.rst",
                category="Plots", subcategory="{dataset}"),
+    wildcard_constraints:
+        part="ranking|diagnostics",
+    params:
+        title=lambda w: f"{w.dataset} {w.backbone}: {RANKING_PLOT_TITLES[w.part]}",
     log:
-        "results/logs/{dataset}/ranking_plot_{backbone}.log",
+        "results/logs/{dataset}/{part}_plot_{backbone}.log",
     localrule: True
     shell:
-        "python -m pipeline plots ranking {input} --title '{wildcards.dataset} {wildcards.backbone}: sampled vs full ranking'"
-        " --out {output} > {log} 2>&1"
+        "python -m pipeline plots ranking {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
 
 rule group_plot:
@@ -159,9 +170,10 @@ def report_targets(dataset):
     files += [f"results/plots/{dataset}_{b}_group_analysis.png" for b in targets["backbones"]]
     files += [f"results/plots/{dataset}_{b}_{v}_seed{s}_training.png"
               for b in targets["backbones"] for v in targets["variants"] for s in seeds()]
-    if set(targets["variants"]) & set(ABLATIONS) - {"llmesr"}:
+    if RANKING_PARTS["diagnostics"]:
         files.append(f"results/tables/{dataset}_ablation.md")
-    if set(targets["variants"]) & set(TRAINING_VARIANTS):
+    if RANKING_PARTS["ranking"] or RANKING_PARTS["diagnostics"]:
         files.append(f"results/tables/{dataset}_ranking.md")
-        files += [f"results/plots/{dataset}_{b}_ranking.png" for b in targets["backbones"]]
+    files += [f"results/plots/{dataset}_{b}_{part}.png" for part, variants in RANKING_PARTS.items() if variants
+              for b in targets["backbones"]]
     return files
