@@ -141,7 +141,8 @@ def ranking(results: list[dict], title: str, out: Path) -> None:
     axes[2].set_xticks(np.arange(2), ["coverage@10", "tail share@10"], fontsize=8)
     axes[2].set_title("full ranking: what is recommended", fontsize=10)
     axes[2].set_ylim(0, 1)
-    axes[0].legend(fontsize=8)
+    # below the panels: with many runs a legend inside one would cover its bars
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(results), 8), fontsize=8)
     figure.suptitle(title)
     save(figure, out)
 

@@ -11,8 +11,9 @@ TRAINING_VARIANTS = [v for v in config["variants"] if v not in ("base", "llmesr"
 ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL, *TRAINING_VARIANTS)]
 # The sampled-vs-full-ranking comparison, beside base and LLM-ESR, where targeted: the training
 # variants, and the ablations as diagnostics of which part of LLM-ESR full ranking penalises.
-RANKING_PARTS = {"ranking": [v for v in TRAINING_VARIANTS if v in config["targets"]["variants"]],
-                 "diagnostics": [v for v in ABLATIONS if v != "llmesr" and v in config["targets"]["variants"]]}
+# In the order `targets.variants` lists them.
+RANKING_PARTS = {"ranking": [v for v in config["targets"]["variants"] if v in TRAINING_VARIANTS],
+                 "diagnostics": [v for v in config["targets"]["variants"] if v in ABLATIONS and v != "llmesr"]}
 RANKING_VARIANTS = ["base", "llmesr", *RANKING_PARTS["ranking"], *RANKING_PARTS["diagnostics"]]
 # Fig. 4 of the paper (group analysis): these variants, where targeted.
 ANALYSIS_VARIANTS = [v for v in ("base", "melt", "llminit", "llmesr") if v in config["targets"]["variants"]]
