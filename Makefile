@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 DEMO_TARGETS := results/ml100k_sasrec_base_metrics.json results/ml100k_sasrec_metrics.json
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast lint format venv clean
 
 venv: $(STAMP)
 
@@ -31,11 +31,28 @@ demo: $(STAMP)
 	@echo "Demo budget: at most $(DEMO_EPOCHS) epochs per model. The paper's protocol (up to 200 epochs, early"
 	@echo "stopping with patience 20, seeds 42, 43, 44): .venv/bin/snakemake --cores $(CORES)"
 
-# In CI (CI=true) the workflow also runs through a real single-node Slurm (needs root and
-# Debian's package mirror; tests/slurm/run.sh installs slurm-wlm and munge when missing).
-test: $(STAMP)
+# The linters first (ruff: lint and format; snakefmt: Snakefile and rules), then the suite. In CI
+# (CI=true) the workflow also runs through a real single-node Slurm (needs root and Debian's
+# package mirror; tests/slurm/run.sh installs slurm-wlm and munge when missing).
+test: lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest
 	if [ "$$CI" = "true" ]; then PYTHON="$(CURDIR)/$(PYTHON)" bash tests/slurm/run.sh; fi
+
+# The suite without the end-to-end runs (tests marked slow): a few minutes.
+test-fast: lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(PYTHON) -m pipeline docs --check
+
+# Rewrites the code in the linters' style.
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/snakefmt Snakefile rules
 
 clean:
 	rm -rf results .snakemake

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -19,25 +19,23 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
 
 
-# The defaults live next to this file; --configfile adds to them and --config overrides.
-configfile: os.path.join(workflow.basedir, "config.yaml")
-
-
-# A dataset entry given with --configfile or --config replaces the default entry of that name
-# instead of merging into it: a dataset's paths, prompts and thresholds belong together.
+# The configuration: the shipped config.yaml under what this command gives (--configfile,
+# --config), which is all `config` holds here: config.yaml is read by hand, not by `configfile:`,
+# so that a dataset entry the user gives replaces the default entry of that name whole. Then
+# every schema error at once (as `key.path: problem`), the defaults filled in, and the checks a
+# schema cannot make, all before any job.
 import yaml
 
-DEFAULT_DATASETS = yaml.safe_load(open(os.path.join(workflow.basedir, "config.yaml")))["datasets"]
-REPLACED_DEFAULTS = frozenset()
-for name, entry in (workflow.config_settings.overwrite_config.get("datasets") or {}).items():
-    if name in DEFAULT_DATASETS:
-        REPLACED_DEFAULTS |= {name}
-    config["datasets"][name] = copy.deepcopy(entry)
-
-
-# Every schema error at once, as `key.path: problem`, then snakemake's validate fills defaults.
-from pipeline.config import (coerce_command_line_strings, device_errors, reference_errors, schema_errors,
-                             target_errors)
+from pipeline.config import (
+    coerce_command_line_strings,
+    device_errors,
+    merged_over_defaults,
+    reference_errors,
+    schema_errors,
+    target_errors,
+    targets_in,
+    with_defaults,
+)
 
 
 def stop(title, problems):
@@ -45,37 +43,26 @@ def stop(title, problems):
     sys.exit(1)
 
 
-def command_line():
-    """The targets and executor of this snakemake command (read from its command line: the
-    workflow sees neither while it is parsed). Jobs started by an executor return no targets."""
-    from snakemake.cli import get_argument_parser
-
-    argv = sys.argv[1:]
-    explicit = argv[argv.index("--") + 1 :] if "--" in argv else []
-    try:
-        args, _ = get_argument_parser().parse_known_args(argv[: len(argv) - len(explicit) - bool(explicit)])
-    except SystemExit:
-        return [], "unknown"
-    local = args.executor in (None, "local", "dryrun") and not args.profile and not args.workflow_profile
-    return [str(t) for t in [*(args.targets or []), *explicit]], "local" if local else "other"
-
-
-coerce_command_line_strings(config)
-if problems := schema_errors(config, REPLACED_DEFAULTS):
+with open(os.path.join(workflow.basedir, "config.yaml")) as shipped:
+    CONFIG, REPLACED_DEFAULTS = merged_over_defaults(yaml.safe_load(shipped), copy.deepcopy(dict(config)))
+coerce_command_line_strings(CONFIG)
+if problems := schema_errors(CONFIG, REPLACED_DEFAULTS):
     stop("invalid configuration", problems)
-validate(config, "pipeline/schemas/config.schema.yaml")
-REQUESTED_TARGETS, EXECUTION = command_line()
-problems = reference_errors(config) + target_errors(REQUESTED_TARGETS, config)
-if EXECUTION == "local":  # jobs sent elsewhere (a cluster) check their own device where they run
-    problems += device_errors(config)
-if problems:
+config.clear()
+config.update(with_defaults(CONFIG))
+if problems := reference_errors(config) + target_errors(targets_in(sys.argv[1:]), config):
     stop("invalid configuration", problems)
+# A device this machine lacks is only a warning here: on a cluster the jobs run on other nodes,
+# and each job stops with a message if its own node lacks it.
+for warning in device_errors(config):
+    print(f"warning: {warning}; jobs that run on this machine will stop", file=sys.stderr)
 
 
 include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/prompts.smk"
 include: "rules/embed.smk"
+include: "rules/pca.smk"
 include: "rules/retrieve.smk"
 include: "rules/split.smk"
 include: "rules/train.smk"
@@ -85,6 +72,7 @@ include: "rules/report.smk"
 
 
 report: "rules/captions/workflow.rst"
+
 
 RUN_STARTED = time.time()
 

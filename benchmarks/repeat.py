@@ -11,6 +11,7 @@ a test run would. Then the default encoder embeds the same 400 item texts in two
 Prints a table and writes benchmarks/results/repeat.json: the sha256 of every input, each
 run's per-epoch validation figures, the first parameters that differ, and the embedding check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,9 @@ def inputs(folder: Path) -> dict[str, str]:
     pl.DataFrame({"item": np.arange(1, n_items + 1, dtype=np.int32)}).write_parquet(folder / "items.parquet")
     rng = np.random.default_rng(0)
     llm = rng.normal(size=(n_items, 384))
-    np.save(folder / "llm.npy", (llm / np.linalg.norm(llm, axis=1, keepdims=True)).astype(np.float32))  # unit rows, as MiniLM's
+    np.save(
+        folder / "llm.npy", (llm / np.linalg.norm(llm, axis=1, keepdims=True)).astype(np.float32)
+    )  # unit rows, as MiniLM's
     np.save(folder / "pca.npy", (0.1 * rng.normal(size=(n_items, 64))).astype(np.float32))
     np.save(folder / "neighbours.npy", rng.integers(1, len(rows) + 1, (len(rows), 100)).astype(np.int32))
     lengths = np.bincount(users)[1:]
@@ -54,18 +57,42 @@ def inputs(folder: Path) -> dict[str, str]:
 
 def one_run(folder: Path, epochs: int, threads: int, out: Path) -> None:
     """The train stage's own command, as a pipeline job runs it."""
-    import yaml
+    from pipeline.config import default_config
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = default_config()
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
     options.update(seed=42, max_epochs=epochs, patience=epochs, device="cpu")
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pipeline", "train", "--interactions", str(folder / "interactions.parquet"),
-               "--items", str(folder / "items.parquet"), "--candidates", str(folder / "candidates.npz"),
-               "--backbone", "sasrec", "--model", json.dumps(config["model"]), "--train", json.dumps(options),
-               "--llm-items", str(folder / "llm.npy"), "--pca-items", str(folder / "pca.npy"),
-               "--neighbours", str(folder / "neighbours.npy"), "--out-checkpoint", str(out / "model.pt"),
-               "--out-history", str(out / "history.json"), "--threads", str(threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--interactions",
+        str(folder / "interactions.parquet"),
+        "--item-table",
+        str(folder / "items.parquet"),
+        "--candidates",
+        str(folder / "candidates.npz"),
+        "--backbone",
+        "sasrec",
+        "--model",
+        json.dumps(config["model"]),
+        "--train",
+        json.dumps(options),
+        "--llm-items",
+        str(folder / "llm.npy"),
+        "--pca-items",
+        str(folder / "pca.npy"),
+        "--neighbours",
+        str(folder / "neighbours.npy"),
+        "--out-checkpoint",
+        str(out / "model.pt"),
+        "--out-history",
+        str(out / "history.json"),
+        "--threads",
+        str(threads),
+    ]
     subprocess.run(command, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True)
 
 
@@ -85,16 +112,25 @@ def embed_twice(folder: Path, threads: int, count: int = 400) -> dict:
     titles = pl.read_csv(SHARED.parent / "items.tsv", separator="\t", quote_char=None, infer_schema=False)["title"]
     texts = [f"The beauty item has following attributes: \n name is {t}." for t in titles.head(count).fill_null("")]
     (folder / "texts.json").write_text(json.dumps(texts))
-    code = ("import json, sys, numpy as np, torch; torch.set_num_threads(int(sys.argv[3])); "
-            "from pipeline.embed import encode; "
-            "np.save(sys.argv[2], encode(json.loads(open(sys.argv[1]).read()), 'default', 64, 'cpu'))")
+    code = (
+        "import json, sys, numpy as np, torch; torch.set_num_threads(int(sys.argv[3])); "
+        "from pipeline.embed import encode; "
+        "np.save(sys.argv[2], encode(json.loads(open(sys.argv[1]).read()), 'default', 64, 'cpu'))"
+    )
     outputs = [folder / f"vectors_{run}.npy" for run in ("first", "second")]
     for out in outputs:
-        subprocess.run([sys.executable, "-c", code, str(folder / "texts.json"), str(out), str(threads)], check=True,
-                       env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", code, str(folder / "texts.json"), str(out), str(threads)],
+            check=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            capture_output=True,
+        )
     first, second = (np.load(out) for out in outputs)
-    return {"texts": len(texts), "identical": bool(np.array_equal(first, second)),
-            "largest_difference": float(np.abs(first - second).max())}
+    return {
+        "texts": len(texts),
+        "identical": bool(np.array_equal(first, second)),
+        "largest_difference": float(np.abs(first - second).max()),
+    }
 
 
 def compare(first: Path, second: Path) -> dict:
@@ -106,8 +142,13 @@ def compare(first: Path, second: Path) -> dict:
     largest = max((float((ours[n] - theirs[n]).abs().max()) for n in differing), default=0.0)
     histories = [json.loads((run / "history.json").read_text())["epochs"] for run in (first, second)]
     figures = [[(e["loss"], e["valid_NDCG@10"]) for e in h] for h in histories]
-    return {"identical": not differing, "differing_parameters": differing[:10], "n_differing": len(differing),
-            "largest_difference": largest, "epochs": figures}
+    return {
+        "identical": not differing,
+        "differing_parameters": differing[:10],
+        "n_differing": len(differing),
+        "largest_difference": largest,
+        "epochs": figures,
+    }
 
 
 def main() -> None:
@@ -134,20 +175,32 @@ def main() -> None:
     finally:
         for process in loaders:
             process.terminate()
-    result = {"epochs": args.epochs, "threads": args.threads, "load_beside_second": args.load, "inputs_sha256": hashes,
-              **compare(args.workdir / "first", args.workdir / "second"), "embedding": embed_twice(data, args.threads)}
+    result = {
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "load_beside_second": args.load,
+        "inputs_sha256": hashes,
+        **compare(args.workdir / "first", args.workdir / "second"),
+        "embedding": embed_twice(data, args.threads),
+    }
     out = REPO / "benchmarks" / "results" / "repeat.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"LLM-ESR-SASRec on the Beauty sequences, {args.epochs} epochs, {args.threads} threads, "
-          f"{args.load} busy processes beside the second run")
+    print(
+        f"LLM-ESR-SASRec on the Beauty sequences, {args.epochs} epochs, {args.threads} threads, "
+        f"{args.load} busy processes beside the second run"
+    )
     print(f"{'epoch':<6}{'loss first':>14}{'loss second':>14}{'NDCG first':>12}{'NDCG second':>13}")
     for epoch, ((loss_a, ndcg_a), (loss_b, ndcg_b)) in enumerate(zip(*result["epochs"]), start=1):
         print(f"{epoch:<6}{loss_a:>14.8f}{loss_b:>14.8f}{ndcg_a:>12.6f}{ndcg_b:>13.6f}")
-    print(f"state dicts identical: {result['identical']} ({result['n_differing']} parameters differ, "
-          f"largest difference {result['largest_difference']:.3g})")
+    print(
+        f"state dicts identical: {result['identical']} ({result['n_differing']} parameters differ, "
+        f"largest difference {result['largest_difference']:.3g})"
+    )
     embedding = result["embedding"]
-    print(f"embedding {embedding['texts']} texts twice (separate processes): identical {embedding['identical']} "
-          f"(largest difference {embedding['largest_difference']:.3g})")
+    print(
+        f"embedding {embedding['texts']} texts twice (separate processes): identical {embedding['identical']} "
+        f"(largest difference {embedding['largest_difference']:.3g})"
+    )
     print(f"written to {out}")
 
 

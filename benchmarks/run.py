@@ -21,6 +21,7 @@ Steps (each can be skipped):
    a process of its own so that its peak RSS is its own -> loss_epoch_s, loss_peak_rss_mb.
 Prints a table and writes benchmarks/results/<dataset>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,8 @@ DATASETS = {
         "format": "sequences",
         "sequences": str(SHARED / "ready" / "yelp" / "sequences.txt"),
         "items": str(SHARED / "ready" / "yelp" / "items.tsv"),
-        "item_prompt": "The point of interest has following attributes: \n name is {name}; category is {categories}; city is {city}.",
+        "item_prompt": "The point of interest has following attributes: \n name is {name}; category is {categories}; "
+        "city is {city}.",
         "user_item_column": "name",
     },
 }
@@ -67,13 +69,18 @@ BACKBONES = ("sasrec", "gru4rec", "bert4rec")
 
 def snakemake(workdir: Path, *args: str) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env,
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env, check=True
+    )
 
 
 def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict) -> float:
-    config = {"datasets": {dataset: DATASETS[dataset]}, "targets": {"datasets": [dataset]},
-              "train": {"seed": 42}, "embed": {"cache": None}}
+    config = {
+        "datasets": {dataset: DATASETS[dataset]},
+        "targets": {"datasets": [dataset]},
+        "train": {"seed": 42},
+        "embed": {"cache": None},
+    }
     for key, value in extra_config.items():
         config.setdefault(key, {}).update(value)
     (workdir / "benchmark.yaml").write_text(yaml.safe_dump(config))
@@ -93,19 +100,30 @@ def pipeline_figures(workdir: Path, dataset: str) -> dict:
     for path in sorted((results / "benchmarks" / dataset).glob("*.tsv")):
         with open(path) as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
-        stages[path.stem] = {"s": float(row["s"]), "max_rss_mb": None if row["max_rss"] == "-" else float(row["max_rss"])}
+        stages[path.stem] = {
+            "s": float(row["s"]),
+            "max_rss_mb": None if row["max_rss"] == "-" else float(row["max_rss"]),
+        }
     embed = [json.loads((results / dataset / "embed" / f"{kind}.json").read_text()) for kind in ("items", "users")]
     runs = {}
     for variant in ("base", "llmesr"):
         run = results / dataset / "runs" / f"sasrec_{variant}_seed42"
         history = json.loads((run / "history.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())
-        runs[f"sasrec_{variant}"] = {"train_epoch_s": history["mean_epoch_seconds"], "epochs_run": history["epochs_run"],
-                                     "best_epoch": history["best_epoch"], "eval_users_per_s": metrics["eval_users_per_s"],
-                                     "groups": metrics["groups"], "full_ranking": metrics["full_ranking"]["groups"]}
+        runs[f"sasrec_{variant}"] = {
+            "train_epoch_s": history["mean_epoch_seconds"],
+            "epochs_run": history["epochs_run"],
+            "best_epoch": history["best_epoch"],
+            "eval_users_per_s": metrics["eval_users_per_s"],
+            "groups": metrics["groups"],
+            "full_ranking": metrics["full_ranking"]["groups"],
+        }
     encoded, seconds = sum(e["encoded"] for e in embed), sum(e["seconds"] for e in embed)
-    texts = [text for kind in ("items", "users")  # each distinct prompt is encoded once per kind
-             for text in pl.read_parquet(results / dataset / "prompts" / f"{kind}.parquet")["text"].unique().to_list()]
+    texts = [
+        text
+        for kind in ("items", "users")  # each distinct prompt is encoded once per kind
+        for text in pl.read_parquet(results / dataset / "prompts" / f"{kind}.parquet")["text"].unique().to_list()
+    ]
     embed_gflop = encoder_gflop(load_encoder("default", "cpu"), texts)
     return {
         "stages": stages,
@@ -138,9 +156,13 @@ def embed_figures(workdir: Path, dataset: str, sample: int) -> dict:
     raw = len(texts) / (time.perf_counter() - started)
     _, record = encode_cached(texts, "default", 64, "cpu", None)
     ours = record["sentences_per_s"]
-    return {"embed_sentences_per_s": ours, "embed_raw_sentences_per_s": round(raw, 1),
-            "embed_ratio_to_raw": round(ours / raw, 3), "embed_sample": len(texts),
-            "embed_gflops": round(encoder_gflop(encoder, texts) / record["seconds"], 1)}
+    return {
+        "embed_sentences_per_s": ours,
+        "embed_raw_sentences_per_s": round(raw, 1),
+        "embed_ratio_to_raw": round(ours / raw, 3),
+        "embed_sample": len(texts),
+        "embed_gflops": round(encoder_gflop(encoder, texts) / record["seconds"], 1),
+    }
 
 
 def encoder_gflop(encoder, texts: list[str]) -> float:
@@ -158,23 +180,35 @@ def training_data(workdir: Path, dataset: str) -> tuple[dict, object, np.ndarray
     """(config, sequences, validation candidates, LLM-ESR's arrays) from a pipeline run in `workdir`."""
     import polars as pl
 
+    from pipeline.config import default_config
     from pipeline.data import Sequences
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = default_config()
     results = workdir / "results" / dataset
     items = pl.read_parquet(results / "ingest" / "items.parquet")
     sequences = Sequences.from_interactions(pl.read_parquet(results / "ingest" / "interactions.parquet"), items.height)
     valid = np.load(results / "split" / "candidates.npz")["valid"]
-    arrays = {"llm_items": np.load(results / "embed" / "items.npy"), "pca_items": np.load(results / "pca" / "items.npy"),
-              "neighbours": np.load(results / "retrieve" / "neighbours.npy"),
-              "llm_users": np.load(results / "embed" / "users.npy"),
-              "thresholds": json.loads((workdir / "results" / f"{dataset}_stats.json").read_text())["thresholds"],
-              "base": results / "runs"}
+    arrays = {
+        "llm_items": np.load(results / "embed" / "items.npy"),
+        "pca_items": np.load(results / "pca" / "items.npy"),
+        "neighbours": np.load(results / "retrieve" / "neighbours.npy"),
+        "llm_users": np.load(results / "embed" / "users.npy"),
+        "stats": json.loads((workdir / "results" / f"{dataset}_stats.json").read_text())["thresholds"],
+        "base": results / "runs",
+    }
     return config, sequences, valid, arrays
 
 
-def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences, valid: np.ndarray, arrays: dict,
-              train_extra: dict | None = None) -> dict:
+def train_run(
+    config: dict,
+    backbone: str,
+    variant: str,
+    epochs: int,
+    sequences,
+    valid: np.ndarray,
+    arrays: dict,
+    train_extra: dict | None = None,
+) -> dict:
     """The pipeline's training loop for `epochs` epochs (no early stopping) with the default
     hyperparameters, the variant's overrides from config.yaml (then `train_extra`) and seed 42;
     returns its history."""
@@ -182,22 +216,23 @@ def train_run(config: dict, backbone: str, variant: str, epochs: int, sequences,
 
     from pipeline.io import load_torch
     from pipeline.models import method_inputs
+    from pipeline.models.method import Artifacts
     from pipeline.schema import deep_merge, variant_parts
-    from pipeline.train import train
+    from pipeline.train import TrainOptions, train
 
     override, train_override = variant_parts(config["variants"][variant])
     options = deep_merge(deep_merge(config["train"], train_override), train_extra or {})
     options = {k: v for k, v in options.items() if k not in ("seed", "seeds")}
     model = deep_merge(config["model"], override)
     needs = method_inputs(model)
-    given = {name: arrays[name] for name in ("llm_items", "pca_items", "neighbours", "llm_users") if name in needs}
-    if "stats" in needs:
-        given["thresholds"] = arrays["thresholds"]
+    given = {
+        name: arrays[name] for name in ("llm_items", "pca_items", "neighbours", "llm_users", "stats") if name in needs
+    }
     if "base" in needs:  # CITIES: the seed-42 base run of this work folder
         base = arrays["base"] / f"{backbone}_base_seed42" / "model.pt"
-        given["base_state"] = load_torch(base, "base model checkpoint")["state_dict"]
-    _, history = train(backbone, model, {**options, "seed": 42, "max_epochs": epochs, "patience": epochs},
-                       sequences, valid, torch.device("cpu"), **given)
+        given["base"] = load_torch(base, "base model checkpoint")["state_dict"]
+    options = TrainOptions.of({**options, "seed": 42, "max_epochs": epochs, "patience": epochs})
+    _, history = train(backbone, model, options, sequences, valid, torch.device("cpu"), Artifacts(**given))
     return history
 
 
@@ -217,8 +252,11 @@ def train_figures(workdir: Path, dataset: str, epochs: int, variants: list[str],
             with FlopCounterMode(display=False) as counter:
                 train_run(config, backbone, variant, 1, sequences, valid, arrays)
             flops = counter.get_total_flops()
-            figures[name] = {"train_epoch_s": seconds, "epoch_gflop": round(flops / 1e9, 2),
-                             "train_gflops": round(flops / 1e9 / seconds, 2)}
+            figures[name] = {
+                "train_epoch_s": seconds,
+                "epoch_gflop": round(flops / 1e9, 2),
+                "train_gflops": round(flops / 1e9 / seconds, 2),
+            }
             print(f"  {name}: {seconds:.1f} s/epoch, {flops / 1e9:.1f} GFLOP/epoch", flush=True)
     return figures
 
@@ -247,23 +285,36 @@ def compile_figures(workdir: Path, dataset: str, models: list[str]) -> dict:
         backbone, variant = name.split("_")
         runs = {}
         for mode in ("eager", "compiled"):
-            with mock.patch.object(pipeline.train, "build_model", compiled_model if mode == "compiled" else build_model):
+            with mock.patch.object(
+                pipeline.train, "build_model", compiled_model if mode == "compiled" else build_model
+            ):
                 started = time.perf_counter()
                 epochs = train_run(config, backbone, variant, 2, sequences, valid, arrays)["epochs"]
                 runs[mode] = ([e["train_seconds"] for e in epochs], round(time.perf_counter() - started, 1))
         (eager, eager_wall), (compiled, compiled_wall) = runs["eager"], runs["compiled"]
         # Both walls include the two validation passes, which run the compiled forward too.
-        figures[name] = {"eager_epoch_s": eager, "compiled_epoch_s": compiled,
-                         "eager_two_epochs_wall_s": eager_wall, "compiled_two_epochs_wall_s": compiled_wall,
-                         "steady_speedup": round(eager[1] / compiled[1], 3)}
-        print(f"  {name}: eager {eager[0]:.1f} / {eager[1]:.1f} s, compiled {compiled[0]:.1f} / {compiled[1]:.1f} s "
-              f"per epoch (epoch 1 / 2)", flush=True)
+        figures[name] = {
+            "eager_epoch_s": eager,
+            "compiled_epoch_s": compiled,
+            "eager_two_epochs_wall_s": eager_wall,
+            "compiled_two_epochs_wall_s": compiled_wall,
+            "steady_speedup": round(eager[1] / compiled[1], 3),
+        }
+        print(
+            f"  {name}: eager {eager[0]:.1f} / {eager[1]:.1f} s, compiled {compiled[0]:.1f} / {compiled[1]:.1f} s "
+            f"per epoch (epoch 1 / 2)",
+            flush=True,
+        )
     return figures
 
 
 # The losses as the ranking variants of config.yaml train them (gSASRec's 256 negatives, t = 0.75).
-LOSS_SETTINGS = {"bce": {"loss": "bce"}, "gbce": {"loss": "gbce", "negatives": 256, "gbce_t": 0.75},
-                 "sampled_softmax": {"loss": "sampled_softmax", "negatives": 256}, "ce": {"loss": "ce"}}
+LOSS_SETTINGS = {
+    "bce": {"loss": "bce"},
+    "gbce": {"loss": "gbce", "negatives": 256, "gbce_t": 0.75},
+    "sampled_softmax": {"loss": "sampled_softmax", "negatives": 256},
+    "ce": {"loss": "ce"},
+}
 
 
 def one_loss(workdir: Path, dataset: str, name: str, loss: str, epochs: int) -> dict:
@@ -275,8 +326,9 @@ def one_loss(workdir: Path, dataset: str, name: str, loss: str, epochs: int) -> 
     config, sequences, valid, arrays = training_data(workdir, dataset)
     torch.set_num_threads(os.cpu_count())
     backbone, variant = name.split("_")
-    seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays,
-                        train_extra=LOSS_SETTINGS[loss])["mean_epoch_seconds"]
+    seconds = train_run(config, backbone, variant, epochs, sequences, valid, arrays, train_extra=LOSS_SETTINGS[loss])[
+        "mean_epoch_seconds"
+    ]
     return {"epoch_s": seconds, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -284,12 +336,29 @@ def loss_figures(workdir: Path, dataset: str, epochs: int, models: list[str], lo
     figures = {}
     for name in models:
         for loss in losses:
-            child = subprocess.run([sys.executable, __file__, "--dataset", dataset, "--workdir", str(workdir),
-                                    "--epochs", str(epochs), "--loss-child", f"{name}:{loss}"],
-                                   check=True, stdout=subprocess.PIPE, text=True)  # its errors reach the console
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--dataset",
+                    dataset,
+                    "--workdir",
+                    str(workdir),
+                    "--epochs",
+                    str(epochs),
+                    "--loss-child",
+                    f"{name}:{loss}",
+                ],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # its errors reach the console
             figures.setdefault(name, {})[loss] = json.loads(child.stdout.strip().splitlines()[-1])
-            print(f"  {name} {loss}: {figures[name][loss]['epoch_s']:.1f} s/epoch, "
-                  f"peak {figures[name][loss]['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {name} {loss}: {figures[name][loss]['epoch_s']:.1f} s/epoch, "
+                f"peak {figures[name][loss]['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     return figures
 
 
@@ -306,15 +375,19 @@ def retrieve_figures(workdir: Path, dataset: str) -> dict:
     started = time.perf_counter()
     found = hnsw_neighbours(vectors, 100, 32, 200, 200, 42, os.cpu_count())
     hnsw_s = time.perf_counter() - started
-    return {"users": len(vectors), "exact_s": round(exact_s, 2), "hnsw_s": round(hnsw_s, 2),
-            "hnsw_recall_at_100": round(recall_against_exact(vectors, found, 1000, 42), 4)}
+    return {
+        "users": len(vectors),
+        "exact_s": round(exact_s, 2),
+        "hnsw_s": round(hnsw_s, 2),
+        "hnsw_recall_at_100": round(recall_against_exact(vectors, found, 1000, 42), 4),
+    }
 
 
 def eval_figures(workdir: Path, dataset: str) -> dict:
     import torch
 
+    from pipeline.checkpoints import load_for_scoring
     from pipeline.data import TEST_INPUT_CUT
-    from pipeline.evaluate import load_for_scoring
     from pipeline.scoring import full_ranking, representations, sampled_ranks
 
     results = workdir / "results" / dataset
@@ -323,8 +396,13 @@ def eval_figures(workdir: Path, dataset: str) -> dict:
     for run in sorted((results / "runs").glob("*_seed42")):
         if not (run / "model.pt").exists():
             continue
-        model, state, _, sequences, device = load_for_scoring(run / "model.pt", results / "ingest" / "interactions.parquet",
-                                                              results / "ingest" / "items.parquet", "cpu", os.cpu_count())
+        model, state, _, sequences, device = load_for_scoring(
+            run / "model.pt",
+            results / "ingest" / "interactions.parquet",
+            results / "ingest" / "items.parquet",
+            "cpu",
+            os.cpu_count(),
+        )
         with torch.no_grad():
             started = time.perf_counter()
             users, items = representations(model, sequences, TEST_INPUT_CUT, state["model"]["max_len"], device)
@@ -336,7 +414,10 @@ def eval_figures(workdir: Path, dataset: str) -> dict:
             full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], 20)
             full_s = time.perf_counter() - started + represent_s
         n = len(candidates)
-        figures[run.name.removesuffix("_seed42")] = {"sampled": round(n / sampled_s, 1), "full_ranking": round(n / full_s, 1)}
+        figures[run.name.removesuffix("_seed42")] = {
+            "sampled": round(n / sampled_s, 1),
+            "full_ranking": round(n / full_s, 1),
+        }
     return figures
 
 
@@ -356,18 +437,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument("--workdir", type=Path, help="work folder (default: benchmarks/results/work-<dataset>)")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile", "losses"])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["pipeline", "embed", "train", "retrieve", "eval", "matmul", "compile", "losses"],
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per model in the train step")
-    parser.add_argument("--variants", nargs="*", default=["base", "llmesr"],
-                        help="train step: these variants of config.yaml (e.g. authorsbase authors: the authors' computation)")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["base", "llmesr"],
+        help="train step: these variants of config.yaml (e.g. authorsbase authors: the authors' computation)",
+    )
     parser.add_argument("--models", nargs="*", default=[], help="train step: only these, e.g. sasrec_llmesr")
-    parser.add_argument("--compile-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
-                        help="compile step: these models")
-    parser.add_argument("--loss-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"],
-                        help="losses step: the models timed with each loss")
-    parser.add_argument("--losses", nargs="*", default=list(LOSS_SETTINGS), choices=list(LOSS_SETTINGS),
-                        help="losses step: only these losses (their figures replace those of an earlier run)")
+    parser.add_argument(
+        "--compile-models", nargs="*", default=["sasrec_base", "sasrec_llmesr"], help="compile step: these models"
+    )
+    parser.add_argument(
+        "--loss-models",
+        nargs="*",
+        default=["sasrec_base", "sasrec_llmesr"],
+        help="losses step: the models timed with each loss",
+    )
+    parser.add_argument(
+        "--losses",
+        nargs="*",
+        default=list(LOSS_SETTINGS),
+        choices=list(LOSS_SETTINGS),
+        help="losses step: only these losses (their figures replace those of an earlier run)",
+    )
     parser.add_argument("--loss-child", help=argparse.SUPPRESS)  # MODEL:LOSS, the losses step's child process
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
     parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
@@ -400,12 +499,18 @@ def main() -> None:
         print("retrieve ...", flush=True)
         report["retrieval"] = retrieve_figures(workdir, args.dataset)
         if "pipeline" in args.skip:  # the method the default config's `retrieve.method: auto` picks at this size
-            exact_max_users = yaml.safe_load((REPO / "config.yaml").read_text())["retrieve"]["exact_max_users"]
-            report["retrieve_s"] = report["retrieval"]["exact_s" if report["retrieval"]["users"] <= exact_max_users else "hnsw_s"]
+            from pipeline.config import default_config
+
+            exact_max_users = default_config()["retrieve"]["exact_max_users"]
+            report["retrieve_s"] = report["retrieval"][
+                "exact_s" if report["retrieval"]["users"] <= exact_max_users else "hnsw_s"
+            ]
     if "eval" not in args.skip:
         print("eval ...", flush=True)
         report["eval_users_per_s_by_model"] = eval_figures(workdir, args.dataset)
-        report["eval_users_per_s"] = report["eval_users_per_s_by_model"].get("sasrec_llmesr", report.get("eval_users_per_s"))
+        report["eval_users_per_s"] = report["eval_users_per_s_by_model"].get(
+            "sasrec_llmesr", report.get("eval_users_per_s")
+        )
     if "matmul" not in args.skip:
         report["matmul_gflops"] = matmul_gflops()
     if "compile" not in args.skip:
@@ -416,30 +521,48 @@ def main() -> None:
         figures = loss_figures(workdir, args.dataset, args.epochs, args.loss_models, args.losses)
         for key, figure in (("loss_epoch_s", "epoch_s"), ("loss_peak_rss_mb", "peak_rss_mb")):
             for model, by_loss in figures.items():  # merged per loss: --losses may time a few again
-                report.setdefault(key, {}).setdefault(model, {}).update({l: v[figure] for l, v in by_loss.items()})
+                report.setdefault(key, {}).setdefault(model, {}).update(
+                    {name: v[figure] for name, v in by_loss.items()}
+                )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"\n{args.dataset} on {args.cores} cores")
-    rows = [("pipeline wall time (s)", report.get("pipeline_wall_s")),
-            ("peak RSS over jobs (MB)", report.get("peak_rss_mb")),
-            ("embedding, ours (sentences/s)", report.get("embed_sentences_per_s")),
-            ("embedding, sentence-transformers direct (sentences/s)", report.get("embed_raw_sentences_per_s")),
-            ("retrieval in the pipeline (s)", report.get("retrieve_s")),
-            ("eval users/s sampled / full", report.get("eval_users_per_s")),
-            ("matmul (GFLOP/s)", report.get("matmul_gflops"))]
-    rows += [(f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})") for k, v in report.get("train_epoch_s", {}).items()]
-    rows += [(f"eval users/s sampled / full, {k}", f"{v['sampled']} / {v['full_ranking']}")
-             for k, v in report.get("eval_users_per_s_by_model", {}).items()]
-    rows += [(f"torch.compile {k}, s/epoch eager / compiled",
-              f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f} (epoch 1), "
-              f"{v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f} (epoch 2)")
-             for k, v in report.get("torch_compile", {}).items()]
+    rows = [
+        ("pipeline wall time (s)", report.get("pipeline_wall_s")),
+        ("peak RSS over jobs (MB)", report.get("peak_rss_mb")),
+        ("embedding, ours (sentences/s)", report.get("embed_sentences_per_s")),
+        ("embedding, sentence-transformers direct (sentences/s)", report.get("embed_raw_sentences_per_s")),
+        ("retrieval in the pipeline (s)", report.get("retrieve_s")),
+        ("eval users/s sampled / full", report.get("eval_users_per_s")),
+        ("matmul (GFLOP/s)", report.get("matmul_gflops")),
+    ]
+    rows += [
+        (f"train s/epoch {k} (GFLOP/s)", f"{v} ({report['train_gflops'][k]})")
+        for k, v in report.get("train_epoch_s", {}).items()
+    ]
+    rows += [
+        (f"eval users/s sampled / full, {k}", f"{v['sampled']} / {v['full_ranking']}")
+        for k, v in report.get("eval_users_per_s_by_model", {}).items()
+    ]
+    rows += [
+        (
+            f"torch.compile {k}, s/epoch eager / compiled",
+            f"{v['eager_epoch_s'][0]:.1f} / {v['compiled_epoch_s'][0]:.1f} (epoch 1), "
+            f"{v['eager_epoch_s'][1]:.1f} / {v['compiled_epoch_s'][1]:.1f} (epoch 2)",
+        )
+        for k, v in report.get("torch_compile", {}).items()
+    ]
     for m, by_loss in report.get("loss_epoch_s", {}).items():
         bce = by_loss.get("bce")
-        rows += [(f"loss {loss} {m}, s/epoch (x bce) / peak RSS MB",
-                  f"{s:.1f} ({f'{s / bce:.2f}x' if bce else 'bce not timed'}) / {report['loss_peak_rss_mb'][m][loss]:.0f}")
-                 for loss, s in by_loss.items()]
+        rows += [
+            (
+                f"loss {loss} {m}, s/epoch (x bce) / peak RSS MB",
+                f"{s:.1f} ({f'{s / bce:.2f}x' if bce else 'bce not timed'}) / "
+                f"{report['loss_peak_rss_mb'][m][loss]:.0f}",
+            )
+            for loss, s in by_loss.items()
+        ]
     rows += [(f"stage {k} (s)", v["s"]) for k, v in report.get("stages", {}).items()]
     for name, value in rows:
         print(f"{name:<56}{value}")

@@ -4,6 +4,7 @@ With `--log FILE` (the long stages: train, embed) everything is logged to FILE, 
 console gets what shows progress: the records marked `CONSOLE`, warnings and errors, each
 prefixed with the job's name; progress bars (embedding) go to the console only.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,18 +19,21 @@ STAGES = {
     "prompts": "pipeline.prompts",
     "embed": "pipeline.embed",
     "embed-merge": "pipeline.embed:merge_main",
-    "pca": "pipeline.reduce",
+    "pca": "pipeline.pca",
     "retrieve": "pipeline.retrieve",
     "split": "pipeline.split",
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
     "recommend": "pipeline.recommend",
     "aggregate": "pipeline.aggregate",
-    "bundle": "pipeline.interchange",
+    "bundle": "pipeline.bundle",
     "tables": "pipeline.tables",
     "plots": "pipeline.plots",
     "compare": "pipeline.compare",
+    "docs": "pipeline.docs",
 }
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
         sys.exit(f"usage: python -m pipeline {{{','.join(STAGES)}}} [options]")
@@ -37,7 +41,7 @@ def main() -> None:
     log_file = None
     if "--log" in argv:
         at = argv.index("--log")
-        log_file, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
+        log_file, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
     configure_logging(log_file)
     from .errors import DataError
 

@@ -5,6 +5,7 @@ file other tools read, `results/{dataset}_{backbone}[_{variant}]_metrics.json`.
 itself for one seed), `std` and `full_ranking.std` the population standard deviation,
 `per_seed` every seed's own numbers. `seed` is the seed when there is one
 and the list when there are several; `seeds` is always the list."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,8 @@ def aggregate(runs: list[dict]) -> dict:
         "dataset": first["dataset"],
         "backbone": first["backbone"],
         "variant": first["variant"],
+        "title": first.get("title", first["variant"]),
+        "role": first.get("role"),
         "seed": seeds[0] if len(seeds) == 1 else seeds,
         "seeds": seeds,
         "protocol": first["protocol"],
@@ -52,7 +55,9 @@ def aggregate(runs: list[dict]) -> dict:
     if "record" in first:
         result["record"] = {**first["record"], "device": sorted({run["record"]["device"] for run in runs})}
         result["record"]["config"] = {k: v for k, v in first["record"]["config"].items() if k != "train"}
-        result["record"]["config"]["train"] = {k: v for k, v in first["record"]["config"]["train"].items() if k != "seed"}
+        result["record"]["config"]["train"] = {
+            k: v for k, v in first["record"]["config"]["train"].items() if k != "seed"
+        }
     if "full_ranking" in first:
         full, full_spread = mean_and_std([run["full_ranking"]["groups"] for run in runs])
         result["full_ranking"] = {"groups": full, "std": full_spread, "excluded": first["full_ranking"]["excluded"]}

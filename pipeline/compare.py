@@ -1,4 +1,5 @@
 """`python -m pipeline compare METRICS.json ...`: a table of HR@10 / NDCG@10 per group."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,11 @@ def table(results: list[dict], k: int = 10) -> str:
         train = result["record"]["config"]["train"]
         for seed, run in result["per_seed"].items():
             run = run["training"]
-            lines.append(f"{result['backbone']} {result['variant']} seed {seed}: {run['epochs_run']} epochs of at most "
-                         f"{train['max_epochs']} (best {run['best_epoch']}, patience {train['patience']})"
-                         + ("" if run["stopped_early"] else "; stopped by max_epochs, not by early stopping"))
+            lines.append(
+                f"{result['backbone']} {result['variant']} seed {seed}: {run['epochs_run']} epochs of at most "
+                f"{train['max_epochs']} (best {run['best_epoch']}, patience {train['patience']})"
+                + ("" if run["stopped_early"] else "; stopped by max_epochs, not by early stopping")
+            )
     return "\n".join(lines)
 
 

@@ -1,15 +1,84 @@
-"""Configuration checks run at start-up, before any job: the JSON schema (with every error
-listed as `key.path: problem`) and the cross-references a schema cannot express."""
+"""The configuration as the workflow reads it: the full schema (the core sections of
+schemas/config.schema.yaml and each method's section, declared by its config dataclass), the
+user's files merged over `config.yaml`, every default filled in, and the checks run at
+start-up, before any job: every schema error listed as `key.path: problem`, and the
+cross-references a schema cannot express."""
+
 from __future__ import annotations
 
+import copy
 import re
-from pathlib import Path
 
 import jsonschema
 import yaml
 
 from .errors import DataError
-from .schema import deep_merge, load_schema, variant_parts
+from .schema import VARIANT_KEYS, deep_merge, load_schema, variant_parts
+
+
+def full_schema() -> dict:
+    """The core schema with each registered method's section `model.<name>` and the choices of
+    `model.method` filled in from the registry (pipeline/models)."""
+    from .models import METHODS
+    from .models.method import ROLES
+    from .options import section_schema
+
+    schema = load_schema()
+    model = schema["properties"]["model"]["properties"]
+    choices = ", ".join(f"{name} ({method.title})" for name, method in METHODS.items())
+    model["method"] = {
+        "description": f"What wraps the backbone: {choices}. llmesr with llmesr.enabled false is the "
+        "plain backbone (base).",
+        "enum": list(METHODS),
+        "default": "llmesr",
+    }
+    for name, method in METHODS.items():
+        if method.config is not None:
+            model[name] = section_schema(method.config, method.description)
+    schema["properties"]["variants"]["additionalProperties"]["properties"]["role"]["enum"] = list(ROLES)
+    return schema
+
+
+def _filling_defaults(cls: type) -> type:
+    """A validator class that also fills in each object's missing properties from their
+    `default`, outermost first (so nested sections get theirs too)."""
+    check_properties = cls.VALIDATORS["properties"]
+
+    def properties(validator, declared, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in declared.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, declared, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": properties})
+
+
+def with_defaults(config: dict) -> dict:
+    """A copy of `config` with every default of the schema filled in (datasets included)."""
+    filled = copy.deepcopy(config)
+    for _ in _filling_defaults(jsonschema.Draft202012Validator)(full_schema()).iter_errors(filled):
+        pass
+    return filled
+
+
+def default_config() -> dict:
+    """The shipped configuration (config.yaml beside the package) with every default filled in."""
+    from pathlib import Path
+
+    return with_defaults(yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text()))
+
+
+def merged_over_defaults(defaults: dict, user: dict) -> tuple[dict, frozenset[str]]:
+    """The user's configuration (--configfile, --config) over the shipped `config.yaml`. A
+    dataset entry the user gives replaces the default entry of that name whole (a dataset's
+    paths, prompts and thresholds belong together); everything else merges key by key.
+    Returns (config, names of the default datasets the user replaced)."""
+    datasets = user.get("datasets") if isinstance(user.get("datasets"), dict) else {}
+    merged = deep_merge(defaults, {key: value for key, value in user.items() if key != "datasets"})
+    merged["datasets"] = {**defaults.get("datasets", {}), **copy.deepcopy(datasets)}
+    return merged, frozenset(name for name in datasets if name in defaults.get("datasets", {}))
+
 
 def _errors(validator: jsonschema.Validator, instance: object, prefix: str) -> list[str]:
     found = []
@@ -34,17 +103,16 @@ def coerce_command_line_strings(config: dict) -> None:
     """Snakemake reads nested `--config` values (train='{max_epochs: 5}') as strings. Where the
     schema wants another type and the string reads as a value of that type in YAML, use it
     (also inside variants, whose overrides the schema checks only after merging)."""
-    schema = load_schema()
+    schema = full_schema()
     _coerce(jsonschema.Draft202012Validator(schema), config)
     for override in (config.get("variants") or {}).values():
         if not isinstance(override, dict):
             continue
-        train = override.pop("train", None)
+        extra = {key: override.pop(key) for key in VARIANT_KEYS if key in override}
         _coerce(jsonschema.Draft202012Validator(schema["properties"]["model"]), override)
-        if train is not None:
-            if isinstance(train, dict):
-                _coerce(jsonschema.Draft202012Validator(schema["properties"]["train"]), train)
-            override["train"] = train
+        if isinstance(extra.get("train"), dict):
+            _coerce(jsonschema.Draft202012Validator(schema["properties"]["train"]), extra["train"])
+        override.update(extra)
 
 
 def _coerce(validator: jsonschema.Validator, instance: dict) -> None:
@@ -81,16 +149,24 @@ def _dataset_errors(name: str, entry: object, replaced_default: bool) -> list[st
     which keys it needs (and that an entry replaces a default entry of the same name whole)."""
     if not isinstance(entry, dict):
         return []
-    whole = (f" (an entry named like a default dataset replaces the default '{name}' as a whole, so it needs "
-             "its format and files too)") if replaced_default else ""
+    whole = (
+        (
+            f" (an entry named like a default dataset replaces the default '{name}' as a whole, so it needs "
+            "its format and files too)"
+        )
+        if replaced_default
+        else ""
+    )
     formats = _format_keys()
     if "format" not in entry:
         choices = "; ".join(f"{fmt}: {', '.join(keys)}" for fmt, keys in formats.items())
         return [f"datasets.{name}: no 'format'; give one of {', '.join(formats)} with its files ({choices}){whole}"]
     missing = [key for key in formats.get(entry["format"], []) if key not in entry]
     if missing:
-        return [f"datasets.{name}: format {entry['format']} needs {', '.join(formats[entry['format']])}; missing: "
-                f"{', '.join(missing)}{whole}"]
+        return [
+            f"datasets.{name}: format {entry['format']} needs {', '.join(formats[entry['format']])}; missing: "
+            f"{', '.join(missing)}{whole}"
+        ]
     return []
 
 
@@ -98,7 +174,7 @@ def schema_errors(config: dict, default_datasets: frozenset[str] = frozenset()) 
     """Every schema problem as `key.path: problem`. A dataset entry without its format or
     files gets one message naming the keys it needs instead of one line per format's key;
     `default_datasets` are the names whose entries replace a default entry."""
-    schema = load_schema()
+    schema = full_schema()
     datasets = config.get("datasets") if isinstance(config.get("datasets"), dict) else {}
     grouped = {name: _dataset_errors(name, entry, name in default_datasets) for name, entry in datasets.items()}
     problems = [line for lines in grouped.values() for line in lines]
@@ -112,9 +188,21 @@ def schema_errors(config: dict, default_datasets: frozenset[str] = frozenset()) 
 
 # Where a target names its dataset (and, for metrics and runs, its variant).
 _TARGET_DATASET = re.compile(r"^results/(?:tables/|plots/)?([a-z0-9]+)(?:[._/]|$)")
-_TARGET_VARIANT = re.compile(r"^results/(?:plots/)?[a-z0-9]+_(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_"
-                             r"(?:metrics\.json|recommendations\.parquet|seed\d+_training\.png)$"
-                             r"|^results/[a-z0-9]+/runs/(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_seed\d+/")
+_TARGET_VARIANT = re.compile(
+    r"^results/(?:plots/)?[a-z0-9]+_(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_"
+    r"(?:metrics\.json|recommendations\.parquet|seed\d+_training\.png)$"
+    r"|^results/[a-z0-9]+/runs/(?:sasrec|gru4rec|bert4rec)_([a-z0-9]+)_seed\d+/"
+)
+
+
+# Names under results/ that are not datasets: logs, benchmarks, the embedding cache, the report.
+NOT_DATASETS = ("logs", "benchmarks", "cache", "report")
+
+
+def targets_in(argv: list[str]) -> list[str]:
+    """The files under results/ that a snakemake command line names: its targets (and the
+    values of options that take such a path, which the checks below let pass)."""
+    return [word for word in argv if word.removeprefix("./").startswith("results/")]
 
 
 def target_errors(targets: list[str], config: dict) -> list[str]:
@@ -124,9 +212,11 @@ def target_errors(targets: list[str], config: dict) -> list[str]:
     for target in targets:
         path = target.removeprefix("./")
         dataset = _TARGET_DATASET.match(path)
-        if dataset and dataset.group(1) not in config["datasets"] and dataset.group(1) not in ("logs", "benchmarks", "cache"):
-            problems.append(f"{target}: no dataset '{dataset.group(1)}' is configured ({', '.join(config['datasets'])}); "
-                            "add it under datasets: in a config file passed with --configfile")
+        if dataset and dataset.group(1) not in config["datasets"] and dataset.group(1) not in NOT_DATASETS:
+            problems.append(
+                f"{target}: no dataset '{dataset.group(1)}' is configured ({', '.join(config['datasets'])}); "
+                "add it under datasets: in a config file passed with --configfile"
+            )
             continue
         variant = _TARGET_VARIANT.match(path)
         name = variant and (variant.group(1) or variant.group(2))
@@ -152,37 +242,35 @@ def reference_errors(config: dict) -> list[str]:
     """Targets must name configured datasets and variants; each variant's overrides must make
     a valid `model` section (which catches misspelt option names); the encoder folder must be
     loadable."""
-    from .models import method_of
-
     problems = []
     for kind in ("datasets", "variants"):
         for name in config["targets"][kind]:
             if name not in config[kind]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
-    schema = load_schema()["properties"]
+    schema = full_schema()["properties"]
     model_schema = jsonschema.Draft202012Validator(schema["model"])
     train_schema = jsonschema.Draft202012Validator(schema["train"])
     for variant, override in config["variants"].items():
         override, train_override = variant_parts(override)
         merged = deep_merge(config["model"], override)
-        problems += _errors(model_schema, merged, f"variants.{variant}")
+        model_problems = _errors(model_schema, merged, f"variants.{variant}")
+        problems += model_problems
         if not isinstance(train_override, dict):
             problems.append(f"variants.{variant}.train: must be a mapping of train options, got {train_override!r}")
             continue
         problems += _errors(train_schema, deep_merge(config["train"], train_override), f"variants.{variant}.train")
         for key in ("seed", "seeds"):
             if key in train_override:
-                problems.append(f"variants.{variant}.train.{key}: a variant cannot set the seed (every variant trains "
-                                "on the seeds of `train`; the run's folder names its seed)")
+                problems.append(
+                    f"variants.{variant}.train.{key}: a variant cannot set the seed (every variant trains "
+                    "on the seeds of `train`; the run's folder names its seed)"
+                )
         if "device" in train_override:
-            problems.append(f"variants.{variant}.train.device: the device is the machine's, not a variant's: set train.device")
-        if merged.get("method") == "cities" and set(train_override) - {"max_epochs"}:
-            problems.append(f"variants.{variant}.train: CITIES' stage trains by its own options (model.cities), of `train` "
-                            f"it uses max_epochs only; not {', '.join(sorted(set(train_override) - {'max_epochs'}))}")
-        base = config["variants"].get("base")
-        if merged.get("method") == "cities" and (base is None or method_of(deep_merge(config["model"], base)) != "base"):
-            problems.append(f"variants.{variant}: CITIES is a second stage on the plain backbone: it needs the variant "
-                            "'base' configured as the plain backbone ({llmesr: {enabled: false}})")
+            problems.append(
+                f"variants.{variant}.train.device: the device is the machine's, not a variant's: set train.device"
+            )
+        if not model_problems:
+            problems += _method_errors(config, variant, merged, train_override)
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 
@@ -190,4 +278,27 @@ def reference_errors(config: dict) -> list[str]:
             resolve_model(config["embed"]["model"])
         except DataError as err:
             problems.append(str(err))
+    return problems
+
+
+def _method_errors(config: dict, variant: str, model: dict, train_override: dict) -> list[str]:
+    """What a variant's method asks of the rest of the configuration."""
+    from .models import METHODS, method_inputs, method_of
+
+    method = METHODS[method_of(model)]
+    problems = []
+    if method.stage is not None and set(train_override) - {"max_epochs"}:
+        whose = method.title + ("'" if method.title.lower().endswith("s") else "'s")
+        problems.append(
+            f"variants.{variant}.train: {whose} stage trains by its own options "
+            f"(model.{method.name}), of `train` it uses max_epochs only; not "
+            f"{', '.join(sorted(set(train_override) - {'max_epochs'}))}"
+        )
+    base = config["variants"].get("base")
+    plain = base is not None and method_of(deep_merge(config["model"], variant_parts(base)[0])) == "base"
+    if "base" in method_inputs(model) and not plain:
+        problems.append(
+            f"variants.{variant}: {method.title} is a second stage on the plain backbone: it needs the "
+            "variant 'base' configured as the plain backbone ({llmesr: {enabled: false}})"
+        )
     return problems

@@ -1,4 +1,5 @@
 """Where a stage's log records go: all to its log file, and what shows progress to the console."""
+
 from __future__ import annotations
 
 import logging

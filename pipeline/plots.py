@@ -1,12 +1,13 @@
 """Stage `plots` (matplotlib, PNG):
 
-    python -m pipeline plots groups METRICS.json ... --out groups.png   # HR@10/NDCG@10 per group, base vs LLM-ESR per backbone
-    python -m pipeline plots training HISTORY.json --out curve.png     # validation NDCG@10 and loss per epoch
-    python -m pipeline plots analysis --groups GROUPS.parquet --run base=USERS.parquet ... --out fig.png
-        # the paper's Fig. 4: HR@10/NDCG@10 over finer user-length and item-popularity bins
-    python -m pipeline plots ranking METRICS.json ... --title T --out fig.png
-        # NDCG@10 per group under both protocols, and the catalogue recommended under full ranking
+python -m pipeline plots groups METRICS.json ... --out groups.png   # HR@10/NDCG@10 per group and backbone
+python -m pipeline plots training HISTORY.json --out curve.png     # validation NDCG@10 and loss per epoch
+python -m pipeline plots analysis --groups GROUPS.parquet --run base=USERS.parquet ... --out fig.png
+    # the paper's Fig. 4: HR@10/NDCG@10 over finer user-length and item-popularity bins
+python -m pipeline plots ranking METRICS.json ... --title T --out fig.png
+    # NDCG@10 per group under both protocols, and the catalogue recommended under full ranking
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ import polars as pl  # noqa: E402
 
 from .io import atomic_path, read_json  # noqa: E402
 from .metrics import GROUPS  # noqa: E402
-from .tables import BACKBONE_TITLES, GROUP_TITLES, VARIANT_TITLES  # noqa: E402
+from .tables import BACKBONE_TITLES, GROUP_TITLES  # noqa: E402
 
 METRICS = ("HR@10", "NDCG@10")
 
@@ -35,8 +36,9 @@ def save(figure: plt.Figure, path: Path) -> None:
 def group_bars(results: list[dict], out: Path) -> None:
     backbones = sorted({r["backbone"] for r in results}, key=list(BACKBONE_TITLES).index)
     variants = [v for v in ("base", "llmesr") if any(r["variant"] == v for r in results)]
-    figure, axes = plt.subplots(len(backbones), len(METRICS), figsize=(11, 3.4 * len(backbones)), squeeze=False,
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        len(backbones), len(METRICS), figsize=(11, 3.4 * len(backbones)), squeeze=False, layout="constrained"
+    )
     positions, width = np.arange(len(GROUPS)), 0.8 / max(len(variants), 1)
     for row, backbone in enumerate(backbones):
         for col, metric in enumerate(METRICS):
@@ -47,8 +49,14 @@ def group_bars(results: list[dict], out: Path) -> None:
                     continue
                 means = [result["groups"][g][metric] or 0.0 for g in GROUPS]
                 stds = [(result.get("std", {}).get(g, {}).get(metric) or 0.0) for g in GROUPS]
-                ax.bar(positions + offset * width - 0.4 + width / 2, means, width, yerr=stds, capsize=3,
-                       label=VARIANT_TITLES.get(variant, variant))
+                ax.bar(
+                    positions + offset * width - 0.4 + width / 2,
+                    means,
+                    width,
+                    yerr=stds,
+                    capsize=3,
+                    label=result.get("title", variant),
+                )
             ax.set_xticks(positions, [GROUP_TITLES[g] for g in GROUPS], fontsize=8)
             ax.set_title(f"{BACKBONE_TITLES.get(backbone, backbone)}: {metric} (sampled)", fontsize=10)
             ax.set_ylim(bottom=0)
@@ -93,7 +101,9 @@ def binned(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, list[str]
     return index, labels
 
 
-def group_analysis(groups: pl.DataFrame, runs: dict[str, list[pl.DataFrame]], title: str, out: Path, bins: int = 5) -> None:
+def group_analysis(
+    groups: pl.DataFrame, runs: dict[str, list[pl.DataFrame]], title: str, out: Path, bins: int = 5
+) -> None:
     """HR@10 and NDCG@10 (sampled protocol) per bin of the user's input length and of the test
     target's popularity, one line per variant (seeds averaged), with each bin's user count."""
     evaluated = np.all([run["evaluated"].to_numpy() for parts in runs.values() for run in parts], axis=0)
@@ -111,10 +121,11 @@ def group_analysis(groups: pl.DataFrame, runs: dict[str, list[pl.DataFrame]], ti
                     rank = run["rank_sampled"].to_numpy()
                     hit = (rank >= 0) & (rank < 10)
                     score = hit.astype(float) if metric == "HR@10" else np.where(hit, 1 / np.log2(rank + 2), 0.0)
-                    per_seed.append([score[evaluated & (index == b)].mean() if counts[b] else np.nan
-                                     for b in range(len(labels))])
-                ax.plot(range(len(labels)), np.mean(per_seed, axis=0), marker="o", label=VARIANT_TITLES.get(variant, variant))
-            ax.set_xticks(range(len(labels)), [f"{l}\n(n={c})" for l, c in zip(labels, counts)], fontsize=7)
+                    per_seed.append(
+                        [score[evaluated & (index == b)].mean() if counts[b] else np.nan for b in range(len(labels))]
+                    )
+                ax.plot(range(len(labels)), np.mean(per_seed, axis=0), marker="o", label=variant)
+            ax.set_xticks(range(len(labels)), [f"{name}\n(n={c})" for name, c in zip(labels, counts)], fontsize=7)
             ax.set(xlabel=label, title=f"{metric} by {label} (sampled)")
             ax.legend(fontsize=8)
     figure.suptitle(title)
@@ -128,7 +139,7 @@ def ranking(results: list[dict], title: str, out: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(16, 3.8), layout="constrained", width_ratios=[5, 5, 2])
     positions, width = np.arange(len(GROUPS)), 0.8 / max(len(results), 1)
     for offset, result in enumerate(results):
-        label = VARIANT_TITLES.get(result["variant"], result["variant"])
+        label = result.get("title", result["variant"])
         shift = offset * width - 0.4 + width / 2
         for ax, groups in zip(axes[:2], (result["groups"], result["full_ranking"]["groups"])):
             ax.bar(positions + shift, [groups[g]["NDCG@10"] or 0.0 for g in GROUPS], width, label=label)
@@ -142,14 +153,17 @@ def ranking(results: list[dict], title: str, out: Path) -> None:
     axes[2].set_title("full ranking: what is recommended", fontsize=10)
     axes[2].set_ylim(0, 1)
     # below the panels: with many runs a legend inside one would cover its bars
-    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(results), 8), fontsize=8)
+    figure.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(results), 8), fontsize=8
+    )
     figure.suptitle(title)
     save(figure, out)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pipeline plots", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pipeline plots", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     groups = commands.add_parser("groups")
     groups.add_argument("metrics", nargs="+", type=Path)
@@ -160,8 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     training.add_argument("--out", required=True, type=Path)
     analysis = commands.add_parser("analysis")
     analysis.add_argument("--groups", required=True, type=Path, help="the split's groups.parquet")
-    analysis.add_argument("--run", action="append", required=True, metavar="VARIANT=USERS.parquet",
-                          help="a run's per-user results; a variant given several times is averaged over them")
+    analysis.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="TITLE=USERS.parquet",
+        help="a run's per-user results under its title; a title given several times is averaged",
+    )
     analysis.add_argument("--title", required=True)
     analysis.add_argument("--out", required=True, type=Path)
     protocols = commands.add_parser("ranking")
@@ -176,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "analysis":
         runs: dict[str, list[pl.DataFrame]] = {}
         for spec in args.run:
-            variant, _, path = spec.partition("=")
+            variant, _, path = spec.rpartition("=")
             runs.setdefault(variant, []).append(pl.read_parquet(path))
         group_analysis(pl.read_parquet(args.groups), runs, args.title, args.out)
     else:

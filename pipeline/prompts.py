@@ -11,6 +11,7 @@ set it keeps the last that many characters of the item list instead (the authors
 keep the last 8,000; their Beauty notebook then sends only the first 4,095 characters of a
 longer prompt to the encoder, which drops the newest items and the closing sentence).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,13 @@ def segments(template: str | list) -> list[tuple[str, bool]]:
     return [(part["optional"], True) if isinstance(part, dict) else (part, False) for part in template]
 
 
-def item_prompts(items: pl.DataFrame, template: str | list | None, missing_text: str, max_chars: int,
-                 field_max_chars: dict[str, int] | None = None) -> pl.DataFrame:
+def item_prompts(
+    items: pl.DataFrame,
+    template: str | list | None,
+    missing_text: str,
+    max_chars: int,
+    field_max_chars: dict[str, int] | None = None,
+) -> pl.DataFrame:
     """One text per item. A field that is empty, or longer than its `field_max_chars`, is
     missing: it reads `missing_text` in a plain segment and drops an optional segment."""
     text_columns = [c for c in items.columns if c not in ("item", "original_id")]
@@ -133,8 +139,9 @@ def recent_items_that_fit(template: str, histories: list[list[str]], window: Tok
     """For each history the largest k (at least 1 when it has items) such that the prompt of
     its last k items fits the window: one batched tokenization for all users at full length,
     then a binary search, in batched rounds, for those that do not fit."""
+
     def prompt(history: list[str], k: int) -> str:
-        return template.format(items=", ".join(history[len(history) - k:]))
+        return template.format(items=", ".join(history[len(history) - k :]))
 
     n = np.array([len(h) for h in histories])
     fits = np.array(window.count([prompt(h, len(h)) for h in histories]), dtype=np.int64) <= window.size
@@ -148,8 +155,14 @@ def recent_items_that_fit(template: str, histories: list[list[str]], window: Tok
     return low.tolist()
 
 
-def user_prompts(interactions: pl.DataFrame, items: pl.DataFrame, template: str, column: str,
-                 max_chars: int | None = None, window: TokenWindow | None = None) -> pl.DataFrame:
+def user_prompts(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame,
+    template: str,
+    column: str,
+    max_chars: int | None = None,
+    window: TokenWindow | None = None,
+) -> pl.DataFrame:
     """One text per user from the `column` of the training items, cut to the last `max_chars`
     characters of the item list, or else to the most recent items that fit `window`."""
     if template_fields(template) != ["items"]:
@@ -160,18 +173,24 @@ def user_prompts(interactions: pl.DataFrame, items: pl.DataFrame, template: str,
     elif window is not None:
         kept = recent_items_that_fit(template, histories, window)
         cut = sum(k < len(h) for k, h in zip(kept, histories))
-        log.info("user prompts fit the encoder's %d-token window: %d of %d users keep only their most recent "
-                 "items (%.1f%% of the items listed)", window.size, cut, len(histories),
-                 100 * sum(kept) / max(sum(map(len, histories)), 1))
-        texts = [template.format(items=", ".join(h[len(h) - k:])) for h, k in zip(histories, kept)]
+        log.info(
+            "user prompts fit the encoder's %d-token window: %d of %d users keep only their most recent "
+            "items (%.1f%% of the items listed)",
+            window.size,
+            cut,
+            len(histories),
+            100 * sum(kept) / max(sum(map(len, histories)), 1),
+        )
+        texts = [template.format(items=", ".join(h[len(h) - k :])) for h, k in zip(histories, kept)]
     else:
         texts = [template.format(items=", ".join(h)) for h in histories]
     return pl.DataFrame({"user": users, "text": texts})
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pipeline prompts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pipeline prompts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     kinds = parser.add_subparsers(dest="kind", required=True)
     for kind in ("items", "users"):
         sub = kinds.add_parser(kind)
@@ -179,15 +198,21 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--items", required=True, type=Path, help="the ingested item table")
         sub.add_argument("--out", required=True, type=Path)
     kinds.choices["users"].add_argument("--interactions", required=True, type=Path)
-    kinds.choices["users"].add_argument("--encoder", help="embed.model, whose token window the prompts fit "
-                                                            "(unless user_prompt_max_chars is set)")
+    kinds.choices["users"].add_argument(
+        "--encoder", help="embed.model, whose token window the prompts fit (unless user_prompt_max_chars is set)"
+    )
     args = parser.parse_args(argv)
     spec = with_defaults(json.loads(args.spec))
     items = pl.read_parquet(args.items)
 
     if args.kind == "items":
-        text = item_prompts(items, spec.get("item_prompt"), spec["missing_text"], spec["item_prompt_max_chars"],
-                            spec.get("field_max_chars"))
+        text = item_prompts(
+            items,
+            spec.get("item_prompt"),
+            spec["missing_text"],
+            spec["item_prompt_max_chars"],
+            spec.get("field_max_chars"),
+        )
         if not [c for c in items.columns if c not in ("item", "original_id")]:
             log.warning("the dataset has no item text: prompts carry only item ids, so the semantic view learns little")
         log.info("item prompt example: %r", text["text"][0])

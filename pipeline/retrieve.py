@@ -8,6 +8,7 @@ are deterministic); `auto` takes exact search up to `exact_max_users` users, whe
 faster on a CPU (see benchmarks/), and hnswlib above. Either way the recall of the result
 against exact search is measured on a sample and logged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,9 @@ def exact_neighbours(vectors: np.ndarray, k: int, rows: np.ndarray | None = None
     return out
 
 
-def hnsw_neighbours(vectors: np.ndarray, k: int, m: int, ef_construction: int, ef_search: int, seed: int, threads: int) -> np.ndarray:
+def hnsw_neighbours(
+    vectors: np.ndarray, k: int, m: int, ef_construction: int, ef_search: int, seed: int, threads: int
+) -> np.ndarray:
     import hnswlib
 
     index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
@@ -64,15 +67,15 @@ def recall_against_exact(vectors: np.ndarray, found: np.ndarray, sample: int, se
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline retrieve", description=__doc__)
     parser.add_argument("--embeddings", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--report", required=True, type=Path)
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--method", choices=["auto", "hnsw", "exact"], default="auto")
-    parser.add_argument("--exact-max-users", type=int, default=100_000)
-    parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--hnsw-ef-construction", type=int, default=200)
-    parser.add_argument("--hnsw-ef-search", type=int, default=200)
-    parser.add_argument("--recall-sample", type=int, default=1000)
+    parser.add_argument("--out-neighbours", required=True, type=Path)
+    parser.add_argument("--out-report", required=True, type=Path)
+    parser.add_argument("--k", type=int, required=True)
+    parser.add_argument("--method", choices=["auto", "hnsw", "exact"], required=True)
+    parser.add_argument("--exact-max-users", type=int, required=True)
+    parser.add_argument("--hnsw-m", type=int, required=True)
+    parser.add_argument("--hnsw-ef-construction", type=int, required=True)
+    parser.add_argument("--hnsw-ef-search", type=int, required=True)
+    parser.add_argument("--recall-sample", type=int, required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -94,8 +97,24 @@ def main(argv: list[str] | None = None) -> None:
         )
     seconds = time.perf_counter() - started
     recall = recall_against_exact(vectors, found, args.recall_sample, args.seed)
-    log.info("%s search: top-%d neighbours for %d users in %.1f s; recall@%d against exact search on a sample: %.4f",
-             method, k, len(vectors), seconds, k, recall)
-    save_npy((found + 1).astype(np.int32), args.out)
-    write_json({"method": method, "k": k, "users": len(vectors), "seconds": round(seconds, 3),
-                "recall_vs_exact": round(recall, 6), "recall_sample": min(args.recall_sample, len(vectors))}, args.report)
+    log.info(
+        "%s search: top-%d neighbours for %d users in %.1f s; recall@%d against exact search on a sample: %.4f",
+        method,
+        k,
+        len(vectors),
+        seconds,
+        k,
+        recall,
+    )
+    save_npy((found + 1).astype(np.int32), args.out_neighbours)
+    write_json(
+        {
+            "method": method,
+            "k": k,
+            "users": len(vectors),
+            "seconds": round(seconds, 3),
+            "recall_vs_exact": round(recall, 6),
+            "recall_sample": min(args.recall_sample, len(vectors)),
+        },
+        args.out_report,
+    )

@@ -1,5 +1,6 @@
 """The configuration schema and how config sections merge: one floor below the stages (config
 checks, dataset readers, model builders all read them) and importing none of them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +14,15 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
 
 
+# A variant's keys that are not `model` options: how it trains, its title and its table role.
+VARIANT_KEYS = ("train", "title", "role")
+
+
 def variant_parts(override: dict) -> tuple[dict, object]:
     """(model overrides, train overrides) of a variant: its `train` key changes how it trains,
-    everything else is merged into `model`."""
-    model = dict(override)
-    return model, model.pop("train", {})
+    `title` and `role` say how tables show it, everything else is merged into `model`."""
+    model = {key: value for key, value in override.items() if key not in VARIANT_KEYS}
+    return model, override.get("train", {})
 
 
 def deep_merge(base: dict, override: dict) -> dict:

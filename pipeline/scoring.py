@@ -1,6 +1,7 @@
 """Scoring a model's users against items: the representations, sampled-candidate ranks and
 full-ranking ranks that both validation (training) and the test stage (evaluation,
 recommendation) compute. One floor below both stages."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,10 +16,19 @@ from .metrics import counts_against, target_ranks
 TOKEN_BUDGET = 16384
 
 
-def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int | np.ndarray, max_len: int,
-                device: torch.device, append_mask: bool = False, token_budget: int = TOKEN_BUDGET) -> torch.Tensor:
+def last_states(
+    model: torch.nn.Module,
+    sequences: Sequences,
+    rows: np.ndarray,
+    cut: int | np.ndarray,
+    max_len: int,
+    device: torch.device,
+    append_mask: bool = False,
+    token_budget: int = TOKEN_BUDGET,
+) -> torch.Tensor:
     """The model's state at the last position of each row's sequence without its last `cut`
-    items (one number, or one per row), in the order of `rows`. With `append_mask` (Bert4Rec's user representation) a mask
+    items (one number, or one per row), in the order of `rows`. With `append_mask` (Bert4Rec's user
+    representation) a mask
     token follows the last max_len - 1 items (with the authors' shifted positions where the
     model has them). Rows go through the model in length-sorted chunks, so each is padded only
     to the longest sequence in its chunk."""
@@ -41,16 +51,23 @@ def last_states(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, 
     return torch.cat(states)[torch.from_numpy(np.argsort(np.concatenate(chunks))).to(device)]
 
 
-def user_vectors(model: torch.nn.Module, sequences: Sequences, rows: np.ndarray, cut: int | np.ndarray, max_len: int,
-                 device: torch.device) -> torch.Tensor:
+def user_vectors(
+    model: torch.nn.Module,
+    sequences: Sequences,
+    rows: np.ndarray,
+    cut: int | np.ndarray,
+    max_len: int,
+    device: torch.device,
+) -> torch.Tensor:
     """The representation each user is scored with: the last state, or for models with a mask
     token (Bert4Rec) the state at a mask appended after the sequence."""
     return last_states(model, sequences, rows, cut, max_len, device, append_mask=model.mask_token is not None)
 
 
 @torch.no_grad()
-def representations(model: torch.nn.Module, sequences: Sequences, cut: int, max_len: int,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def representations(
+    model: torch.nn.Module, sequences: Sequences, cut: int, max_len: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(user vectors for every user's sequence without its last `cut` items, item vectors for
     ids 0..n_items), in evaluation mode."""
     was_training = model.training
@@ -61,7 +78,9 @@ def representations(model: torch.nn.Module, sequences: Sequences, cut: int, max_
     return users, items
 
 
-def sampled_ranks(users: torch.Tensor, items: torch.Tensor, candidates: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def sampled_ranks(
+    users: torch.Tensor, items: torch.Tensor, candidates: np.ndarray, batch_size: int = 4096
+) -> np.ndarray:
     """0-based rank of column 0 of `candidates` among its row: one gather and dot product per batch."""
     ranks = []
     for start in range(0, len(users), batch_size):
@@ -72,17 +91,26 @@ def sampled_ranks(users: torch.Tensor, items: torch.Tensor, candidates: np.ndarr
 
 
 @torch.no_grad()
-def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences, cut: int, targets: np.ndarray | None,
-                 k: int, batch_size: int = 1024) -> tuple[np.ndarray | None, np.ndarray]:
+def full_ranking(
+    users: torch.Tensor,
+    items: torch.Tensor,
+    sequences: Sequences,
+    cut: int,
+    targets: np.ndarray | None,
+    k: int,
+    batch_size: int = 1024,
+) -> tuple[np.ndarray | None, np.ndarray]:
     """Every item scored for every user, in chunks of users (memory: batch_size x n_items).
     The user's history (the sequence without its last `cut` items) is excluded, except the
     target itself when it also occurs there. Returns (0-based target ranks, or None without
     targets; top-k item ids per user, best first)."""
     n_users, device = len(users), users.device
     if k > len(items) - 1:  # row 0 is padding
-        raise DataError(f"top-{k} lists asked for, but the catalogue has only {len(items) - 1} items: evaluation "
-                        f"ranks the top max(eval.k) and 10 (also select_on: full): lower eval.k to at most "
-                        f"{len(items) - 1} (a catalogue under 10 items cannot be ranked this way)")
+        raise DataError(
+            f"top-{k} lists asked for, but the catalogue has only {len(items) - 1} items: evaluation "
+            f"ranks the top max(eval.k) and 10 (also select_on: full): lower eval.k to at most "
+            f"{len(items) - 1} (a catalogue under 10 items cannot be ranked this way)"
+        )
     ranks, top = [], []
     for start in range(0, n_users, batch_size):
         rows = np.arange(start, min(start + batch_size, n_users))
@@ -91,7 +119,9 @@ def full_ranking(users: torch.Tensor, items: torch.Tensor, sequences: Sequences,
         starts, ends = sequences.bounds(rows, cut)
         lengths = np.maximum(ends - starts, 0)
         which = np.repeat(np.arange(len(rows)), lengths)
-        seen = sequences.items[np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)]
+        seen = sequences.items[
+            np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        ]
         if targets is not None:
             target = torch.from_numpy(targets[rows]).to(device).long()
             local = torch.arange(len(rows), device=device)

@@ -10,6 +10,7 @@
   dataset) below ts_item. Thresholds come from the dataset's config or, when absent, a
   Pareto cut: the value at the top `head_share` rank, so about that share is head.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,13 +46,20 @@ def input_lengths(sequences: Sequences, max_len: int) -> np.ndarray:
     return np.minimum(sequences.lengths - TEST_INPUT_CUT, max_len)
 
 
-def sample_candidates(sequences: Sequences, targets: np.ndarray, count: int, rng: np.random.Generator,
-                      saturated: str = "error", user_names: np.ndarray | None = None) -> np.ndarray:
+def sample_candidates(
+    sequences: Sequences,
+    targets: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+    saturated: str = "error",
+    user_names: np.ndarray | None = None,
+) -> np.ndarray:
     """(users, 1 + count): the target, then `count` distinct items the user never touched. A
     user who has touched all but fewer than `count` items is an error naming them, or with
     `saturated="drop"` gets no negatives (zeros): evaluation leaves such a row out."""
-    spare = sequences.n_items - np.array([len(np.unique(sequences.items[a:b])) for a, b in
-                                          zip(sequences.offsets[:-1], sequences.offsets[1:])])
+    spare = sequences.n_items - np.array(
+        [len(np.unique(sequences.items[a:b])) for a, b in zip(sequences.offsets[:-1], sequences.offsets[1:])]
+    )
     short = np.flatnonzero(spare < count)
     if len(short) and saturated != "drop":
         names = user_names if user_names is not None else np.arange(1, sequences.n_users + 1).astype(str)
@@ -82,22 +90,26 @@ def sample_candidates(sequences: Sequences, targets: np.ndarray, count: int, rng
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline split", description=__doc__)
     parser.add_argument("--interactions", required=True, type=Path)
-    parser.add_argument("--items", required=True, type=Path)
+    parser.add_argument("--item-table", required=True, type=Path)
     parser.add_argument("--ingest-report", required=True, type=Path)
     parser.add_argument("--out-candidates", required=True, type=Path)
     parser.add_argument("--out-groups", required=True, type=Path)
     parser.add_argument("--out-stats", required=True, type=Path)
-    parser.add_argument("--negatives", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-len", type=int, default=200)
-    parser.add_argument("--head-share", type=float, default=0.2)
+    parser.add_argument("--negatives", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--max-len", type=int, required=True)
+    parser.add_argument("--head-share", type=float, required=True)
     parser.add_argument("--thresholds", default="{}", help='JSON {"ts_user": int, "ts_item": int}, either optional')
-    parser.add_argument("--saturated", choices=["error", "drop"], default="error",
-                        help="users who have not seen --negatives items: an error, or left out of evaluation")
-    parser.add_argument("--users", type=Path, help="the ingested user table, to name saturated users")
+    parser.add_argument(
+        "--saturated",
+        choices=["error", "drop"],
+        required=True,
+        help="users who have not seen --negatives items: an error, or left out of evaluation",
+    )
+    parser.add_argument("--user-table", type=Path, help="the ingested user table, to name saturated users")
     args = parser.parse_args(argv)
 
-    n_items = pl.read_parquet(args.items).height
+    n_items = pl.read_parquet(args.item_table).height
     sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), n_items)
     popularity = item_popularity(sequences)
     lengths = input_lengths(sequences, args.max_len)
@@ -111,41 +123,52 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = np.arange(sequences.n_users)
     rng = np.random.default_rng(args.seed)
-    names = pl.read_parquet(args.users)["original_id"].cast(pl.String).to_numpy() if args.users else None
+    names = pl.read_parquet(args.user_table)["original_id"].cast(pl.String).to_numpy() if args.user_table else None
     valid = sample_candidates(sequences, sequences.targets(rows, 2), args.negatives, rng, args.saturated, names)
     test = sample_candidates(sequences, sequences.targets(rows, 1), args.negatives, rng, args.saturated, names)
     dropped = int((~evaluated_users(test)).sum())
     if dropped:
-        log.warning("eval.saturated: drop: %d user(s) have not seen %d of the items and are left out of evaluation",
-                    dropped, args.negatives)
+        log.warning(
+            "eval.saturated: drop: %d user(s) have not seen %d of the items and are left out of evaluation",
+            dropped,
+            args.negatives,
+        )
     with atomic_path(args.out_candidates) as tmp:
         np.savez(tmp, valid=valid, test=test)
 
     test_targets = test[:, 0]
-    groups = pl.DataFrame({
-        "user": rows + 1,
-        "input_length": lengths,
-        "target": test_targets,
-        "target_popularity": popularity[test_targets],
-        "tail_user": lengths < thresholds["ts_user"],
-        "tail_item": popularity[test_targets] < thresholds["ts_item"],
-    })
+    groups = pl.DataFrame(
+        {
+            "user": rows + 1,
+            "input_length": lengths,
+            "target": test_targets,
+            "target_popularity": popularity[test_targets],
+            "tail_user": lengths < thresholds["ts_user"],
+            "tail_item": popularity[test_targets] < thresholds["ts_item"],
+        }
+    )
     write_parquet(groups, args.out_groups)
 
     users, items, interactions = sequences.n_users, n_items, len(sequences.items)
     tail_items = float(np.mean(popularity[1:] < thresholds["ts_item"]))
     tail_users = float(np.mean(groups["tail_user"].to_numpy()))
-    write_json({
-        "users": users,
-        "items": items,
-        "interactions": interactions,
-        "avg_len": round(interactions / users, 4),
-        "sparsity": round(1 - interactions / (users * items), 6),
-        "thresholds": thresholds,
-        "threshold_source": sources,
-        "user_share": {"tail": round(tail_users, 4), "head": round(1 - tail_users, 4)},
-        "item_share": {"tail": round(tail_items, 4), "head": round(1 - tail_items, 4)},
-        "test_targets": {"tail_item": int(groups["tail_item"].sum()), "head_item": int((~groups["tail_item"]).sum())},
-        "saturated_users_dropped": dropped,
-        "ingest": read_json(args.ingest_report),
-    }, args.out_stats)
+    write_json(
+        {
+            "users": users,
+            "items": items,
+            "interactions": interactions,
+            "avg_len": round(interactions / users, 4),
+            "sparsity": round(1 - interactions / (users * items), 6),
+            "thresholds": thresholds,
+            "threshold_source": sources,
+            "user_share": {"tail": round(tail_users, 4), "head": round(1 - tail_users, 4)},
+            "item_share": {"tail": round(tail_items, 4), "head": round(1 - tail_items, 4)},
+            "test_targets": {
+                "tail_item": int(groups["tail_item"].sum()),
+                "head_item": int((~groups["tail_item"]).sum()),
+            },
+            "saturated_users_dropped": dropped,
+            "ingest": read_json(args.ingest_report),
+        },
+        args.out_stats,
+    )

@@ -1,9 +1,9 @@
 """Stage `tables`: the paper's tables rebuilt from the metrics files of one dataset.
 
-- `{dataset}.md` / `.csv`: Table 1: rows backbone x {base, CITIES, MELT, RLMRec(-Gen), LLMInit,
-  LLM-ESR} (those whose metrics are given), LLM-ESR's relative improvement over base and over
-  the best competitor in each column, and base and LLM-ESR as the authors' code computes them
-  (variants `authorsbase`, `authors`, `authorscache`); columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
+- `{dataset}.md` / `.csv`: Table 1: a row per backbone and metrics file, in the order the files
+  are given (base, the competitors, LLM-ESR, the authors' computation), LLM-ESR's relative
+  improvement over base and over the best competitor (the runs whose `role` is competitor) in
+  each column; columns Overall, Tail Item, Head Item, Tail User, Head User x HR@10, NDCG@10;
   mean ± std over seeds; once for the sampled (paper) protocol and once for full ranking.
   For datasets the paper reports (Yelp), its published LLM-ESR rows are shown beside ours.
 - `{dataset}_ablation.md` / `.csv`: Table 2: one row per variant of each backbone.
@@ -13,6 +13,7 @@
   tail_share@10 under full ranking.
 - `{dataset}_stages.csv`: seconds and peak memory of every job, from Snakemake's benchmarks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,18 +26,14 @@ from .io import atomic_path, read_json
 from .metrics import GROUPS
 
 METRICS = ("HR@10", "NDCG@10")
-GROUP_TITLES = {"overall": "Overall", "tail_item": "Tail Item", "head_item": "Head Item",
-                "tail_user": "Tail User", "head_user": "Head User"}
+GROUP_TITLES = {
+    "overall": "Overall",
+    "tail_item": "Tail Item",
+    "head_item": "Head Item",
+    "tail_user": "Tail User",
+    "head_user": "Head User",
+}
 BACKBONE_TITLES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "Bert4Rec"}
-VARIANT_TITLES = {"llmesr": "LLM-ESR", "base": "base", "nocoview": "w/o co-view", "nosemview": "w/o se-view",
-                  "nosd": "w/o SD", "noshare": "w/o share", "noca": "w/o CA", "adapter1": "1-layer adapter",
-                  "randinit": "random init", "authorsbase": "base (authors' code)",
-                  "authors": "LLM-ESR (authors' code)", "authorscache": "LLM-ESR (authors' code, epoch-cache teacher)", "llminit": "LLMInit", "cities": "CITIES", "melt": "MELT",
-                  "rlmrec": "RLMRec", "rlmrecgen": "RLMRec-Gen", "basece": "base, CE", "ce": "LLM-ESR, CE",
-                  "basegbce": "base, gBCE", "gbce": "LLM-ESR, gBCE"}
-# Table 1's rows in the paper's order; the competitors are the rows between base and LLM-ESR.
-COMPETITORS = ("cities", "melt", "rlmrec", "rlmrecgen", "llminit")
-TABLE1_ROWS = ("base", *COMPETITORS, "llmesr", "authorsbase", "authors", "authorscache")
 IMPROVEMENT_TITLES = {"improvement_%": "Improv. over base", "improvement_best_%": "Improv. over best competitor"}
 PROTOCOLS = {"sampled": "sampled (100 negatives, the paper's protocol)", "full": "full ranking (history excluded)"}
 
@@ -58,8 +55,13 @@ def improvement(ours: float | None, base: float | None) -> float | None:
     return None if ours is None or not base else 100 * (ours - base) / base
 
 
-def table_rows(results: dict[tuple[str, str], dict], rows: list[tuple[str, str]], protocol: str,
-               improvement_of: tuple[str, str] | None = None, competitors: tuple[str, ...] = ()) -> list[dict]:
+def table_rows(
+    results: dict[tuple[str, str], dict],
+    rows: list[tuple[str, str]],
+    protocol: str,
+    improvement_of: tuple[str, str] | None = None,
+    competitors: tuple[str, ...] = (),
+) -> list[dict]:
     """Rows of {backbone, model, and per group x metric: mean, std}; with `improvement_of`
     (variant, baseline variant) an extra row per backbone with the relative change in %, and
     with `competitors` one more: the change over the best competitor present, column by column."""
@@ -91,7 +93,12 @@ def table_rows(results: dict[tuple[str, str], dict], rows: list[tuple[str, str]]
     return out
 
 
-def markdown(rows: list[dict], title: str) -> str:
+def titles_of(results: dict) -> dict[str, str]:
+    """Each variant's name in the tables, as its metrics file records it."""
+    return {variant: result.get("title", variant) for (_, variant), result in results.items()}
+
+
+def markdown(rows: list[dict], title: str, titles: dict[str, str]) -> str:
     header = "| Backbone | Model | " + " | ".join(f"{GROUP_TITLES[g]} {m}" for g in GROUPS for m in METRICS) + " |"
     lines = [f"## {title}", "", header, "|" + "---|" * (2 + len(GROUPS) * len(METRICS))]
     for row in rows:
@@ -100,8 +107,10 @@ def markdown(rows: list[dict], title: str) -> str:
             name = IMPROVEMENT_TITLES[row["model"]]
         else:
             cells = [cell(*row[g, m]) for g in GROUPS for m in METRICS]
-            name = VARIANT_TITLES.get(row["model"], row["model"])
-        lines.append(f"| {BACKBONE_TITLES.get(row['backbone'], row['backbone'])} | {name} | " + " | ".join(cells) + " |")
+            name = titles.get(row["model"], row["model"])
+        lines.append(
+            f"| {BACKBONE_TITLES.get(row['backbone'], row['backbone'])} | {name} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -136,9 +145,12 @@ def published_table1(dataset: str, backbones: list[str]) -> str:
     published = paper.TABLE1.get(dataset)
     if not published:
         return ""
-    lines = [f"## Published in the paper ({dataset}, LLM-ESR rows, sampled protocol, embedder: {paper.EMBEDDER})", "",
-             "| Backbone | " + " | ".join(f"{GROUP_TITLES[g]} {m}" for g in GROUPS for m in METRICS) + " |",
-             "|" + "---|" * (1 + len(GROUPS) * len(METRICS))]
+    lines = [
+        f"## Published in the paper ({dataset}, LLM-ESR rows, sampled protocol, embedder: {paper.EMBEDDER})",
+        "",
+        "| Backbone | " + " | ".join(f"{GROUP_TITLES[g]} {m}" for g in GROUPS for m in METRICS) + " |",
+        "|" + "---|" * (1 + len(GROUPS) * len(METRICS)),
+    ]
     for backbone in backbones:
         if backbone in published:
             numbers = [f"{v:.4f}" for g in GROUPS for v in published[backbone][g]]
@@ -147,32 +159,47 @@ def published_table1(dataset: str, backbones: list[str]) -> str:
 
 
 def table1(results: dict, backbones: list[str], dataset: str, embedder: str, md: Path, out_csv: Path) -> None:
-    rows = [(b, v) for b in backbones for v in TABLE1_ROWS if (b, v) in results]
-    parts = [f"# {dataset}: head/tail results (Table 1 layout)", "",
-             f"Our embedder: {embedder}. Mean ± std over seeds where there are several.", ""]
+    """`results` in the order of the rows, each backbone's apart."""
+    variants = list(dict.fromkeys(variant for _, variant in results))
+    competitors = tuple(
+        v for v in variants if any(r.get("role") == "competitor" for (_, w), r in results.items() if w == v)
+    )
+    rows = [(b, v) for b in backbones for v in variants if (b, v) in results]
+    parts = [
+        f"# {dataset}: head/tail results (Table 1 layout)",
+        "",
+        f"Our embedder: {embedder}. Mean ± std over seeds where there are several.",
+        "",
+    ]
     records = []
     for protocol, title in PROTOCOLS.items():
-        built = table_rows(results, rows, protocol, improvement_of=("llmesr", "base"), competitors=COMPETITORS)
-        parts.append(markdown(built, f"Ours, {title}"))
+        built = table_rows(results, rows, protocol, improvement_of=("llmesr", "base"), competitors=competitors)
+        parts.append(markdown(built, f"Ours, {title}", titles_of(results)))
         records += csv_rows(built, protocol)
     parts.append(published_table1(dataset, backbones))
     write_text("\n".join(parts), md)
     write_csv(records, out_csv)
 
 
-def ablation(results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path,
-             out_csv: Path) -> None:
+def ablation(
+    results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path, out_csv: Path
+) -> None:
     rows = [(b, v) for b in backbones for v in variants if (b, v) in results]
     parts = [f"# {dataset}: ablations (Table 2 layout)", "", f"Our embedder: {embedder}.", ""]
     records = []
     for protocol, title in PROTOCOLS.items():
         built = table_rows(results, rows, protocol)
-        parts.append(markdown(built, f"Ours, {title}"))
+        parts.append(markdown(built, f"Ours, {title}", titles_of(results)))
         records += csv_rows(built, protocol)
     published = paper.ABLATION.get(dataset)
     if published:
-        parts.append(f"## Published in the paper ({dataset}, SASRec, Overall HR@10 / NDCG@10, embedder: {paper.EMBEDDER})\n")
-        parts.append("\n".join(f"- {VARIANT_TITLES[v]}: {hr:.4f} / {ndcg:.4f}" for v, (hr, ndcg) in published.items()) + "\n")
+        parts.append(
+            f"## Published in the paper ({dataset}, SASRec, Overall HR@10 / NDCG@10, embedder: {paper.EMBEDDER})\n"
+        )
+        titles = titles_of(results)
+        parts.append(
+            "\n".join(f"- {titles.get(v, v)}: {hr:.4f} / {ndcg:.4f}" for v, (hr, ndcg) in published.items()) + "\n"
+        )
     write_text("\n".join(parts), md)
     write_csv(records, out_csv)
 
@@ -182,10 +209,13 @@ def training_setup(result: dict) -> dict:
     trained with their defaults)."""
     train = result["record"]["config"]["train"]
     loss = train.get("loss", "bce")
-    return {"loss": loss, "negatives": None if loss == "ce" else train.get("negatives", 1),
-            "gbce_t": train.get("gbce_t", 0.75) if loss == "gbce" else None,
-            "logq": train.get("logq", False) if loss == "sampled_softmax" else None,
-            "select_on": train.get("select_on", "sampled")}
+    return {
+        "loss": loss,
+        "negatives": None if loss == "ce" else train.get("negatives", 1),
+        "gbce_t": train.get("gbce_t", 0.75) if loss == "gbce" else None,
+        "logq": train.get("logq", False) if loss == "sampled_softmax" else None,
+        "select_on": train.get("select_on", "sampled"),
+    }
 
 
 def loss_label(setup: dict) -> str:
@@ -194,28 +224,43 @@ def loss_label(setup: dict) -> str:
     return f"{setup['loss']}{', log-Q' if setup['logq'] else ''}"
 
 
-def ranking(results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path,
-            out_csv: Path) -> None:
+def ranking(
+    results: dict, backbones: list[str], variants: list[str], dataset: str, embedder: str, md: Path, out_csv: Path
+) -> None:
     rows = [(b, v) for b in backbones for v in variants if (b, v) in results]
-    parts = [f"# {dataset}: sampled vs full ranking", "",
-             f"Our embedder: {embedder}. Mean ± std over seeds where there are several.", ""]
+    parts = [
+        f"# {dataset}: sampled vs full ranking",
+        "",
+        f"Our embedder: {embedder}. Mean ± std over seeds where there are several.",
+        "",
+    ]
     records = []
     for protocol, title in PROTOCOLS.items():
         built = table_rows(results, rows, protocol)
-        parts.append(markdown(built, f"Ours, {title}"))
+        parts.append(markdown(built, f"Ours, {title}", titles_of(results)))
         records += csv_rows(built, protocol)
-    lines = ["## Training and the catalogue it recommends (full ranking, top 10)", "",
-             "| Backbone | Model | loss | negatives | checkpoint chosen on | coverage@10 | tail_share@10 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Training and the catalogue it recommends (full ranking, top 10)",
+        "",
+        "| Backbone | Model | loss | negatives | checkpoint chosen on | coverage@10 | tail_share@10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for backbone, variant in rows:
-        setup, overall = training_setup(results[backbone, variant]), results[backbone, variant]["full_ranking"]["groups"]["overall"]
-        lines.append(f"| {BACKBONE_TITLES.get(backbone, backbone)} | {VARIANT_TITLES.get(variant, variant)} | {loss_label(setup)} | "
-                     f"{setup['negatives'] or 'all items'} | validation NDCG@10, {setup['select_on']} | "
-                     f"{overall['coverage@10']:.3f} | {overall['tail_share@10']:.3f} |")
+        setup, overall = (
+            training_setup(results[backbone, variant]),
+            results[backbone, variant]["full_ranking"]["groups"]["overall"],
+        )
+        lines.append(
+            f"| {BACKBONE_TITLES.get(backbone, backbone)} | {titles_of(results)[variant]} | {loss_label(setup)} | "
+            f"{setup['negatives'] or 'all items'} | validation NDCG@10, {setup['select_on']} | "
+            f"{overall['coverage@10']:.3f} | {overall['tail_share@10']:.3f} |"
+        )
         for record in records:
             if record["backbone"] == backbone and record["model"] == variant:
-                record.update(**setup, **{"full coverage@10": overall["coverage@10"],
-                                          "full tail_share@10": overall["tail_share@10"]})
+                record.update(
+                    **setup,
+                    **{"full coverage@10": overall["coverage@10"], "full tail_share@10": overall["tail_share@10"]},
+                )
     parts.append("\n".join(lines) + "\n")
     write_text("\n".join(parts), md)
     write_csv(records, out_csv)
@@ -226,14 +271,20 @@ def stage_times(benchmarks: list[Path], out_csv: Path) -> None:
     for path in sorted(benchmarks):
         with open(path) as handle:
             record = next(csv.DictReader(handle, delimiter="\t"))
-        rows.append({"job": path.stem, "seconds": float(record["s"]),
-                     "max_rss_mb": None if record["max_rss"] == "-" else float(record["max_rss"])})
+        rows.append(
+            {
+                "job": path.stem,
+                "seconds": float(record["s"]),
+                "max_rss_mb": None if record["max_rss"] == "-" else float(record["max_rss"]),
+            }
+        )
     write_csv(rows or [{"job": "", "seconds": None, "max_rss_mb": None}], out_csv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pipeline tables", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pipeline tables", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("metrics", nargs="+", type=Path, help="metrics files of one dataset")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backbones", nargs="+", required=True)
@@ -256,11 +307,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_md:
         table1(results, args.backbones, args.dataset, args.embedder, args.out_md, args.out_csv)
     if args.out_ablation_md:
-        ablation(results, args.backbones, args.variants, args.dataset, args.embedder, args.out_ablation_md,
-                 args.out_ablation_csv)
+        ablation(
+            results,
+            args.backbones,
+            args.variants,
+            args.dataset,
+            args.embedder,
+            args.out_ablation_md,
+            args.out_ablation_csv,
+        )
     if args.out_ranking_md:
-        ranking(results, args.backbones, args.variants, args.dataset, args.embedder, args.out_ranking_md,
-                args.out_ranking_csv)
+        ranking(
+            results,
+            args.backbones,
+            args.variants,
+            args.dataset,
+            args.embedder,
+            args.out_ranking_md,
+            args.out_ranking_csv,
+        )
     if args.out_stages:
-        stage_times(list(args.benchmarks.glob("*.tsv")) if args.benchmarks and args.benchmarks.exists() else [],
-                    args.out_stages)
+        stage_times(
+            list(args.benchmarks.glob("*.tsv")) if args.benchmarks and args.benchmarks.exists() else [], args.out_stages
+        )

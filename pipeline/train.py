@@ -21,6 +21,7 @@ counts, so the step is the one the whole batch would give; only padding is skipp
 similar length (see data.epoch_batches): faster, but it changes which users share a step, and
 on Beauty it learns measurably worse (README, Speed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import polars as pl
@@ -39,17 +40,49 @@ import torch
 from .console import CONSOLE
 from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches
 from .device import resolve_device
+from .early_stopping import EarlyStopping, training_history
 from .io import exclusive_lock, file_sha256, load_torch, read_json, save_torch, write_json
-from .losses import Loss, LossConfig, make_loss
+from .losses import PAPER_LOSS, Loss, LossConfig, make_loss
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, METHODS, backbone_config, build_model, effective_options, method_config, method_of
 from .models.bert4rec import mask_items
+from .models.method import ARTIFACTS, Artifacts, StageInputs
 from .models.terms import Batch, MicroBatch, TrainingData, TrainingTerm
+from .options import typed
 from .provenance import code_sha256, machine
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
-BCE = Loss(LossConfig(), n_items=0)  # the paper's loss; its negatives are drawn by the caller
+BCE = Loss(PAPER_LOSS, n_items=0)  # the paper's loss; its negatives are drawn by the caller
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The `train` options of one run (the schema documents and fills each)."""
+
+    batch_size: int
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    patience: int
+    length_groups: int
+    bucket_pool: int
+    loss: str
+    negatives: int
+    gbce_t: float
+    logq: bool
+    ce_block: int
+    select_on: str
+    seed: int
+    device: str
+
+    @classmethod
+    def of(cls, options: dict) -> "TrainOptions":
+        return typed(cls, options)
+
+    @property
+    def loss_config(self) -> LossConfig:
+        return LossConfig(self.loss, self.negatives, self.logq, self.gbce_t, self.ce_block)
 
 
 def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
@@ -77,9 +110,17 @@ def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
     return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
-def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, negatives: np.ndarray | None,
-                         terms: list[tuple[TrainingTerm, Any]], max_groups: int, device: torch.device,
-                         loss: Loss | None = None, rows: np.ndarray | None = None) -> tuple[float, float, dict[str, float]]:
+def accumulate_gradients(
+    model: torch.nn.Module,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    negatives: np.ndarray | None,
+    terms: list[tuple[TrainingTerm, Any]],
+    max_groups: int,
+    device: torch.device,
+    loss: Loss | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[float, float, dict[str, float]]:
     """Backpropagates one batch's loss, rec + sum of weight x term (rec: `loss`, default the
     paper's BCE with the given negatives per target; terms: a method's additions with what
     their `prepare` gave for this batch), as up to `max_groups` micro-batches of rows of
@@ -103,8 +144,9 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
         states = model.sequence_states(group_inputs)
         rec = loss(states, group_targets, group_negatives, model, count=n_targets)
         total = rec
-        micro = MicroBatch(rows[group], torch.from_numpy(group).to(device), group_inputs, group_targets, states,
-                           group_negatives)
+        micro = MicroBatch(
+            rows[group], torch.from_numpy(group).to(device), group_inputs, group_targets, states, group_negatives
+        )
         for term, prepared in terms:
             value = term.loss(model, micro, prepared)
             total = total + term.weight * value
@@ -115,8 +157,15 @@ def accumulate_gradients(model: torch.nn.Module, inputs: np.ndarray, targets: np
     return total_loss, total_rec, total_terms
 
 
-def validation_scores(model: torch.nn.Module, sequences: Sequences, candidates: np.ndarray, evaluated: np.ndarray,
-                      max_len: int, device: torch.device, full: bool) -> dict[str, float]:
+def validation_scores(
+    model: torch.nn.Module,
+    sequences: Sequences,
+    candidates: np.ndarray,
+    evaluated: np.ndarray,
+    max_len: int,
+    device: torch.device,
+    full: bool,
+) -> dict[str, float]:
     """Validation HR@10 and NDCG@10 of the validation targets under the sampled protocol, and
     with `full` also under full ranking (the training items excluded, the target kept), from
     one pass over the users. Plain floats: the checkpoint holds no numpy objects."""
@@ -141,9 +190,17 @@ def training_users(objective: str, sequences: Sequences, keep_single_item_users:
     return np.flatnonzero(sequences.lengths > TRAIN_CUT + (objective != "masked"))
 
 
-def training_batch(objective: str, sequences: Sequences, rows: np.ndarray, last_only: np.ndarray, max_len: int,
-                   rng: np.random.Generator, mask_token: int | None, mask_prob: float,
-                   full_width: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def training_batch(
+    objective: str,
+    sequences: Sequences,
+    rows: np.ndarray,
+    last_only: np.ndarray,
+    max_len: int,
+    rng: np.random.Generator,
+    mask_token: int | None,
+    mask_prob: float,
+    full_width: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets) for one batch; targets are 0 where there is nothing to predict.
     With `full_width` every row is padded to exactly max_len, as the authors' batches are."""
     if objective == "next_item":
@@ -161,222 +218,368 @@ def training_batch(objective: str, sequences: Sequences, rows: np.ndarray, last_
 class Progress:
     """Everything early stopping and resumption need besides the model and optimizer."""
 
+    stopping: EarlyStopping
     epoch: int = 0
-    best_ndcg: float = -1.0
-    best_epoch: int = 0
-    waited: int = 0
-    best_state: dict | None = None
     history: list[dict] = field(default_factory=list)
 
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "history": self.history, "stopping": vars(self.stopping)}
 
-def save_checkpoint(path: Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    rng: np.random.Generator, progress: Progress) -> None:
+    @classmethod
+    def from_state(cls, state: dict) -> "Progress":
+        return cls(EarlyStopping(**state["stopping"]), state["epoch"], state["history"])
+
+
+def save_checkpoint(
+    path: Path,
+    fingerprint: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    progress: Progress,
+) -> None:
     """The state after a finished epoch, written atomically: a killed run resumes from here."""
-    save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy_rng": rng.bit_generator.state, "progress": progress.__dict__}, path)
+    save_torch(
+        {
+            "fingerprint": fingerprint,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": rng.bit_generator.state,
+            "progress": progress.state(),
+        },
+        path,
+    )
 
 
-def resume(path: Path | None, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-           rng: np.random.Generator, device: torch.device) -> Progress:
+def resume(
+    path: Path | None,
+    fingerprint: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    device: torch.device,
+    patience: int,
+) -> Progress:
     """Progress from a checkpoint of the same run (same fingerprint), or a fresh start."""
     if path is None or not path.is_file():
-        return Progress()
+        return Progress(EarlyStopping(patience))
     state = load_torch(path, "training state (resume.pt)", map_location=device)
     if state.get("fingerprint") != fingerprint:
-        log.warning("not resuming from %s: it belongs to another configuration, other inputs or other code; "
-                    "starting afresh (it is overwritten after the first epoch)", path)
-        return Progress()
+        log.warning(
+            "not resuming from %s: it belongs to another configuration, other inputs or other code; "
+            "starting afresh (it is overwritten after the first epoch)",
+            path,
+        )
+        return Progress(EarlyStopping(patience))
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     rng.bit_generator.state = state["numpy_rng"]
-    progress = Progress(**state["progress"])
+    progress = Progress.from_state(state["progress"])
     log.info("resuming after epoch %d from %s", progress.epoch, path)
     return progress
 
 
-def train(backbone: str, model_options: dict, options: dict, sequences: Sequences, valid_candidates: np.ndarray,
-          device: torch.device, llm_items: np.ndarray | None = None, pca_items: np.ndarray | None = None,
-          neighbours: np.ndarray | None = None, checkpoint: Path | None = None, fingerprint: str = "",
-          llm_users: np.ndarray | None = None, thresholds: dict | None = None,
-          base_state: dict | None = None) -> tuple[dict, dict]:
-    """Returns (best state dict, history). With `checkpoint`, the state after every epoch is
-    saved there and a run with the same `fingerprint` continues from it. What the method
-    (`model.method`) needs: `neighbours` (LLM-ESR), `llm_users` (RLMRec), `thresholds` (MELT,
-    CITIES), `base_state`: the trained plain backbone a second-stage method starts from (CITIES)."""
-    model_options = effective_options(model_options)
-    seed = options["seed"]
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    as_tensor = (lambda a: None if a is None else torch.from_numpy(a))
-    model = build_model(backbone, model_options, sequences.n_items, as_tensor(llm_items), as_tensor(pca_items),
-                        thresholds).to(device)
-    method_name = method_of(model_options)
-    method = METHODS[method_name]
-    max_len, batch_size = model_options["max_len"], options["batch_size"]
-    keep_single = model_options.get("single_item_users", "drop") == "keep"
-    evaluated = evaluated_users(valid_candidates)
-    select_on = options.get("select_on", "sampled")
-    if method.stage is not None:
-        if base_state is None:
-            raise ValueError(f"{method.label} starts from the trained plain backbone: pass its checkpoint")
-        missing, unexpected = model.load_state_dict(base_state, strict=False)
-        if unexpected or any(not name.startswith("inference.") for name in missing):
-            raise ValueError(f"the base checkpoint does not fit this {backbone}: missing {missing}, unexpected {unexpected}")
-        validate = lambda m: validation_scores(m, sequences, valid_candidates, evaluated, max_len, device,
-                                               select_on == "full")
-        return method.stage(model, sequences, thresholds["ts_item"], options, rng, device, validate)
-    data = TrainingData(sequences, max_len, device, options["max_epochs"], keep_single, neighbours, llm_items,
-                        llm_users, thresholds)
-    terms = method.terms(method_config(method_name, model_options), data)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=options["lr"], weight_decay=options["weight_decay"])
-    objective = BACKBONES[backbone].objective
-    mask_prob = getattr(backbone_config(backbone, model_options), "mask_prob", 0.0)
-    full_width = model_options.get("padding", "masked") == "attended"
-    users = training_users(objective, sequences, keep_single)
-    loss = make_loss(options, sequences.n_items)
-    # Masked training sees every user twice per epoch: randomly masked, and last item masked.
-    copies = 2 if objective == "masked" else 1
-    exclude = sequences.membership_keys(TRAIN_CUT)
-    log.info("%s (%s): %d parameters (%d trainable), %d training users, %d batches per epoch",
-             backbone, method.label,
-             sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
-             sum(p.numel() for p in model.parameters() if p.requires_grad),
-             len(users), -(-copies * len(users) // batch_size))
+@dataclass
+class Loop:
+    """What every epoch of the training loop uses, fixed for the run."""
 
-    progress = resume(checkpoint, fingerprint, model, optimizer, rng, device)
-    while progress.epoch < options["max_epochs"] and (progress.epoch == 0 or progress.waited < options["patience"]):
+    model: torch.nn.Module
+    objective: str
+    sequences: Sequences
+    users: np.ndarray  # the training users (0-based rows)
+    copies: int  # how often each user appears per epoch (masked training: twice)
+    terms: list[TrainingTerm]
+    loss: Loss
+    optimizer: torch.optim.Optimizer
+    options: TrainOptions
+    max_len: int
+    mask_prob: float
+    full_width: bool
+    device: torch.device
+    exclude: np.ndarray = field(init=False)  # the training items, never drawn as negatives
+
+    def __post_init__(self):
+        self.exclude = self.sequences.membership_keys(TRAIN_CUT)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+
+def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+    """One pass over the training users. Returns (summed [loss, rec, *terms] of the steps
+    taken, steps taken, steps skipped for a non-finite gradient)."""
+    model, options = loop.model, loop.options
+    model.train()
+    totals = np.zeros(2 + len(loop.terms))
+    batches = skipped = 0
+    for term in loop.terms:
+        term.begin_epoch(model, epoch)
+    lengths = np.tile(loop.sequences.lengths[loop.users], loop.copies)
+    for picked in epoch_batches(rng, lengths, options.batch_size, options.bucket_pool):
+        rows, last_only = loop.users[picked % len(loop.users)], picked >= len(loop.users)
+        inputs, targets = training_batch(
+            loop.objective,
+            loop.sequences,
+            rows,
+            last_only,
+            loop.max_len,
+            rng,
+            model.mask_token,
+            loop.mask_prob,
+            loop.full_width,
+        )
+        negatives = loop.loss.negatives(rng, rows, targets, loop.exclude)
+        batch = Batch(rows, inputs, targets, negatives)
+        prepared = [(term, term.prepare(model, batch)) for term in loop.terms]
+        loop.optimizer.zero_grad(set_to_none=True)
+        step_loss, rec, parts = accumulate_gradients(
+            model, inputs, targets, negatives, prepared, options.length_groups, loop.device, loop.loss, rows
+        )
+        if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in loop.trainable if p.grad is not None])):
+            # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
+            # backward on batches of 200-item sequences): skip that step, count it, go on.
+            skipped += 1
+            continue
+        loop.optimizer.step()
+        totals += (step_loss, rec, *parts.values())
+        batches += 1
+    return totals, batches, skipped
+
+
+def load_base(model: torch.nn.Module, base: dict | None, backbone: str, title: str) -> None:
+    """The trained plain backbone's weights into a second-stage method's model (CITIES)."""
+    if base is None:
+        raise ValueError(f"{title} starts from the trained plain backbone: pass its checkpoint")
+    missing, unexpected = model.load_state_dict(base, strict=False)
+    if unexpected or any(not name.startswith("inference.") for name in missing):
+        raise ValueError(
+            f"the base checkpoint does not fit this {backbone}: missing {missing}, unexpected {unexpected}"
+        )
+
+
+def train(
+    backbone: str,
+    model_options: dict,
+    options: TrainOptions,
+    sequences: Sequences,
+    valid_candidates: np.ndarray,
+    device: torch.device,
+    artifacts: Artifacts = Artifacts(),
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+) -> tuple[dict, dict]:
+    """Returns (best state dict, history). `artifacts`: what the method (`model.method`) reads
+    besides the interactions. With `checkpoint`, the state after every epoch is saved there
+    and a run with the same `fingerprint` continues from it."""
+    model_options = effective_options(model_options)
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    as_tensor = lambda a: None if a is None else torch.from_numpy(a)
+    model = build_model(
+        backbone,
+        model_options,
+        sequences.n_items,
+        as_tensor(artifacts.llm_items),
+        as_tensor(artifacts.pca_items),
+        artifacts.stats,
+    ).to(device)
+    name = method_of(model_options)
+    method, config = METHODS[name], method_config(name, model_options)
+    max_len = model_options["max_len"]
+    keep_single = model_options["single_item_users"] == "keep"
+    evaluated = evaluated_users(valid_candidates)
+    validate: Callable[[torch.nn.Module], dict] = lambda m: validation_scores(
+        m, sequences, valid_candidates, evaluated, max_len, device, options.select_on == "full"
+    )
+    data = TrainingData(
+        sequences,
+        max_len,
+        device,
+        options.max_epochs,
+        keep_single,
+        artifacts.neighbours,
+        artifacts.llm_items,
+        artifacts.llm_users,
+        artifacts.stats,
+    )
+    if method.stage is not None:
+        load_base(model, artifacts.base, backbone, method.title)
+        return method.stage(model, config, StageInputs(data, rng, options.max_epochs, validate))
+    terms = method.terms(config, data)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    objective = BACKBONES[backbone].objective
+    loop = Loop(
+        model,
+        objective,
+        sequences,
+        training_users(objective, sequences, keep_single),
+        # Masked training sees every user twice per epoch: randomly masked, and last item masked.
+        2 if objective == "masked" else 1,
+        terms,
+        make_loss(options.loss_config, sequences.n_items),
+        optimizer,
+        options,
+        max_len,
+        getattr(backbone_config(backbone, model_options), "mask_prob", 0.0),
+        model_options["padding"] == "attended",
+        device,
+    )
+    log.info(
+        "%s (%s): %d parameters (%d trainable), %d training users, %d batches per epoch",
+        backbone,
+        method.title,
+        sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
+        sum(p.numel() for p in trainable),
+        len(loop.users),
+        -(-loop.copies * len(loop.users) // options.batch_size),
+    )
+
+    progress = resume(checkpoint, fingerprint, model, optimizer, rng, device, options.patience)
+    stopping = progress.stopping
+    while progress.epoch < options.max_epochs and (progress.epoch == 0 or not stopping.stopped):
         epoch = progress.epoch + 1
-        model.train()
         started = time.perf_counter()
-        totals = np.zeros(2 + len(terms))
-        batches = skipped = 0
-        for term in terms:
-            term.begin_epoch(model, epoch)
-        for picked in epoch_batches(rng, np.tile(sequences.lengths[users], copies), batch_size, options["bucket_pool"]):
-            rows, last_only = users[picked % len(users)], picked >= len(users)
-            inputs, targets = training_batch(objective, sequences, rows, last_only, max_len, rng,
-                                             model.mask_token, mask_prob, full_width)
-            negatives = loss.negatives(rng, rows, targets, exclude)
-            batch = Batch(rows, inputs, targets, negatives)
-            prepared = [(term, term.prepare(model, batch)) for term in terms]
-            optimizer.zero_grad(set_to_none=True)
-            step_loss, rec, parts = accumulate_gradients(model, inputs, targets, negatives, prepared,
-                                                         options["length_groups"], device, loss, rows)
-            if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])):
-                # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
-                # backward on batches of 200-item sequences): skip that step, count it, go on.
-                skipped += 1
-                continue
-            optimizer.step()
-            totals += (step_loss, rec, *parts.values())
-            batches += 1
+        totals, batches, skipped = train_epoch(loop, epoch, rng)
         train_seconds = time.perf_counter() - started
         if skipped:
-            log.warning("epoch %d: skipped %d of %d steps with a non-finite loss or gradient", epoch, skipped,
-                        batches + skipped)
+            log.warning(
+                "epoch %d: skipped %d of %d steps with a non-finite loss or gradient", epoch, skipped, batches + skipped
+            )
         if batches == 0:
-            raise RuntimeError(f"training diverged: every step of epoch {epoch} had a non-finite loss or gradient; "
-                               "lower train.lr")
-
+            raise RuntimeError(
+                f"training diverged: every step of epoch {epoch} had a non-finite loss or gradient; lower train.lr"
+            )
         started = time.perf_counter()
-        scores = validation_scores(model, sequences, valid_candidates, evaluated, max_len, device, select_on == "full")
+        scores = validate(model)
         eval_seconds = time.perf_counter() - started
         mean_loss, rec, *parts = (totals / batches).tolist()
         term_losses = {f"{term.name}_loss": value for term, value in zip(terms, parts)}
-        progress.history.append({"epoch": epoch, "loss": mean_loss, "rec_loss": rec, **term_losses, **scores,
-                                 "skipped_steps": skipped, "train_seconds": round(train_seconds, 3),
-                                 "eval_seconds": round(eval_seconds, 3)})
+        progress.history.append(
+            {
+                "epoch": epoch,
+                "loss": mean_loss,
+                "rec_loss": rec,
+                **term_losses,
+                **scores,
+                "skipped_steps": skipped,
+                "train_seconds": round(train_seconds, 3),
+                "eval_seconds": round(eval_seconds, 3),
+            }
+        )
         progress.epoch = epoch
-        hr, ndcg = scores["valid_HR@10"], scores["valid_NDCG@10"]
-        selected = scores["valid_full_NDCG@10"] if select_on == "full" else ndcg
-        if selected > progress.best_ndcg:
-            progress.best_ndcg, progress.best_epoch, progress.waited = selected, epoch, 0
-            progress.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            progress.waited += 1
-        full = f" full NDCG@10 {scores['valid_full_NDCG@10']:.4f}" if select_on == "full" else ""
+        full = options.select_on == "full"
+        stopping.update(epoch, scores["valid_full_NDCG@10"] if full else scores["valid_NDCG@10"], model)
         named = "".join(f", {term.name} {value:.4f}" for term, value in zip(terms, parts))
-        log.info("epoch %d/%d loss %.4f (rec %.4f%s) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
-                 epoch, options["max_epochs"], mean_loss, rec, named, ndcg, hr, full, progress.best_ndcg,
-                 progress.best_epoch, train_seconds, eval_seconds, extra=CONSOLE)
+        shown = f" full NDCG@10 {scores['valid_full_NDCG@10']:.4f}" if full else ""
+        log.info(
+            "epoch %d/%d loss %.4f (rec %.4f%s) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
+            epoch,
+            options.max_epochs,
+            mean_loss,
+            rec,
+            named,
+            scores["valid_NDCG@10"],
+            scores["valid_HR@10"],
+            shown,
+            stopping.best,
+            stopping.best_epoch,
+            train_seconds,
+            eval_seconds,
+            extra=CONSOLE,
+        )
         if checkpoint is not None:
             save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
-        if progress.waited >= options["patience"]:
-            log.info("early stop: no improvement for %d epochs", progress.waited, extra=CONSOLE)
-    epochs = progress.history
-    history = {"epochs": epochs, "best_epoch": progress.best_epoch, "best_valid_NDCG10": progress.best_ndcg,
-               "selected_on": select_on, "loss": loss.config.loss,
-               "epochs_run": len(epochs), "stopped_early": len(epochs) < options["max_epochs"],
-               "train_seconds": round(sum(e["train_seconds"] for e in epochs), 3),
-               "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in epochs])), 3)}
-    return progress.best_state, history
+        if stopping.stopped:
+            log.info("early stop: no improvement for %d epochs", stopping.waited, extra=CONSOLE)
+    history = training_history(
+        progress.history, stopping.best_epoch, stopping.best, options.select_on, options.loss, options.max_epochs
+    )
+    return stopping.best_state, history
 
 
 def fingerprint_of(*parts: object, files: list[Path]) -> str:
     """What a checkpoint must match to be resumed: the run's options, its input files, the
     code, and the thread count (another count sums floats in another order)."""
-    described = json.dumps([parts, [file_sha256(path) for path in files], code_sha256(), torch.get_num_threads()],
-                           sort_keys=True)
+    described = json.dumps(
+        [parts, [file_sha256(path) for path in files], code_sha256(), torch.get_num_threads()], sort_keys=True
+    )
     return hashlib.sha256(described.encode()).hexdigest()
+
+
+# How each artifact a method may read (models.method.ARTIFACTS) is loaded from its file.
+LOADERS: dict[str, Callable[[Path, torch.device], Any]] = {
+    "llm_items": lambda path, device: np.load(path),
+    "pca_items": lambda path, device: np.load(path),
+    "neighbours": lambda path, device: np.load(path),
+    "llm_users": lambda path, device: np.load(path),
+    "stats": lambda path, device: read_json(path)["thresholds"],
+    "base": lambda path, device: load_torch(path, "base model checkpoint (model.pt)", map_location=device)[
+        "state_dict"
+    ],
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline train", description=__doc__)
     parser.add_argument("--interactions", required=True, type=Path)
-    parser.add_argument("--items", required=True, type=Path)
+    parser.add_argument("--item-table", required=True, type=Path)
     parser.add_argument("--candidates", required=True, type=Path)
     parser.add_argument("--backbone", required=True)
     parser.add_argument("--model", required=True, help="the variant's resolved `model` config, as JSON")
     parser.add_argument("--train", required=True, help="the `train` config with this run's seed, as JSON")
-    parser.add_argument("--llm-items", type=Path, help="item LLM embeddings (LLM-ESR, RLMRec)")
-    parser.add_argument("--pca-items", type=Path, help="PCA of the item embeddings (LLM-ESR, LLMInit)")
-    parser.add_argument("--neighbours", type=Path, help="similar users (LLM-ESR self-distillation)")
-    parser.add_argument("--llm-users", type=Path, help="user LLM embeddings (RLMRec)")
-    parser.add_argument("--stats", type=Path, help="the dataset's stats with its head/tail cuts (MELT, CITIES)")
-    parser.add_argument("--base", type=Path, help="the plain backbone's model.pt of the same seed (CITIES)")
+    for name in ARTIFACTS:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=Path, help=f"the artifact {name}, for methods that read it"
+        )
     parser.add_argument("--out-checkpoint", required=True, type=Path)
     parser.add_argument("--out-history", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", required=True, type=int)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    model_options, options = json.loads(args.model), json.loads(args.train)
-    device = resolve_device(options["device"])
-    n_items = pl.read_parquet(args.items).height
+    model_options, options = json.loads(args.model), TrainOptions.of(json.loads(args.train))
+    device = resolve_device(options.device)
+    n_items = pl.read_parquet(args.item_table).height
     sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), n_items)
-    load = (lambda path: None if path is None else np.load(path))
-    llm_items = load(args.llm_items)
-    inputs = [p for p in (args.interactions, args.items, args.candidates, args.llm_items, args.pca_items,
-                          args.neighbours, args.llm_users, args.stats, args.base) if p is not None]
-    thresholds = None if args.stats is None else read_json(args.stats)["thresholds"]
-    base_state = None if args.base is None else load_torch(args.base, "base model checkpoint (model.pt)",
-                                                            map_location=device)["state_dict"]
+    paths = {name: getattr(args, name) for name in ARTIFACTS if getattr(args, name) is not None}
+    artifacts = Artifacts(**{name: LOADERS[name](path, device) for name, path in paths.items()})
+    inputs = [args.interactions, args.item_table, args.candidates, *paths.values()]
     checkpoint = args.out_checkpoint.with_name("resume.pt")
     # One trainer per run folder: a second one (say, a rerun while an orphaned trainer of a
     # killed Snakemake still runs) would fight over resume.pt.
     with exclusive_lock(args.out_checkpoint.with_name("train.lock"), "a training of this run"):
         best_state, history = train(
-            args.backbone, model_options, options, sequences, np.load(args.candidates)["valid"], device,
-            llm_items=llm_items, pca_items=load(args.pca_items), neighbours=load(args.neighbours),
-            checkpoint=checkpoint, fingerprint=fingerprint_of(args.backbone, model_options, options, files=inputs),
-            llm_users=load(args.llm_users), thresholds=thresholds, base_state=base_state,
+            args.backbone,
+            model_options,
+            options,
+            sequences,
+            np.load(args.candidates)["valid"],
+            device,
+            artifacts,
+            checkpoint=checkpoint,
+            fingerprint=fingerprint_of(args.backbone, model_options, json.loads(args.train), files=inputs),
         )
-    save_torch({
-        "backbone": args.backbone,
-        "model": model_options,
-        "n_items": n_items,
-        "llm_dim": 0 if llm_items is None else int(llm_items.shape[1]),
-        "seed": options["seed"],
-        "best_epoch": history["best_epoch"],
-        "state_dict": {k: v.cpu() for k, v in best_state.items()},
-    }, args.out_checkpoint)
-    history.update(device=str(device), threads=args.threads, machine=machine(),
-                   inputs_sha256={f"{path.parent.name}/{path.name}": file_sha256(path) for path in inputs})
+    save_torch(
+        {
+            "backbone": args.backbone,
+            "model": model_options,
+            "n_items": n_items,
+            "llm_dim": 0 if artifacts.llm_items is None else int(artifacts.llm_items.shape[1]),
+            "seed": options.seed,
+            "best_epoch": history["best_epoch"],
+            "state_dict": {k: v.cpu() for k, v in best_state.items()},
+        },
+        args.out_checkpoint,
+    )
+    history.update(
+        device=str(device),
+        threads=args.threads,
+        machine=machine(),
+        inputs_sha256={f"{path.parent.name}/{path.name}": file_sha256(path) for path in inputs},
+    )
     write_json(history, args.out_history)
     checkpoint.unlink(missing_ok=True)  # finished: a later rerun starts afresh

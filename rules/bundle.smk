@@ -1,8 +1,6 @@
 rule import_bundle:
     """The authors' released embeddings, PCA vectors and similar users, in place of the
     embed, pca and retrieve stages (for datasets of format llmesr_bundle)."""
-    wildcard_constraints:
-        dataset=BUNDLED_DATASET,
     input:
         unpack(raw_inputs),
         item_table="results/{dataset}/ingest/items.parquet",
@@ -15,15 +13,19 @@ rule import_bundle:
         pca_items="results/{dataset}/pca/items.npy",
         neighbours="results/{dataset}/retrieve/neighbours.npy",
         retrieve_report="results/{dataset}/retrieve/report.json",
-    params:
-        folder=lambda w: dataset_spec(w.dataset)["dir"],
-        hidden_size=config["model"]["hidden_size"],
     log:
         "results/logs/{dataset}/import_bundle.log",
+    wildcard_constraints:
+        dataset=BUNDLED_DATASET,
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        folder=lambda w: dataset_spec(w.dataset)["dir"],
+        hidden_size=config["model"]["hidden_size"],
     shell:
         "python -m pipeline bundle import --dir {params.folder:q} --items {input.item_table} --users {input.user_table}"
         " --hidden-size {params.hidden_size} --out-llm-items {output.llm_items} --out-llm-users {output.llm_users}"
@@ -48,6 +50,8 @@ rule export_bundle:
         neighbours="results/{dataset}/llmesr_bundle/sim_user_100.pkl",
     log:
         "results/logs/{dataset}/export_bundle.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=8000,

@@ -1,11 +1,15 @@
 # Shared helpers: wildcard constraints, config lookups, and the dataset -> files mapping.
 import json
-
-from snakemake.exceptions import WorkflowError
+import shlex
+import sys
 
 from pipeline.datasets import FORMATS, DataError, input_files
-from pipeline.models import BACKBONES, METHOD_SECTIONS, effective_options, method_inputs
+from pipeline.models import BACKBONES, METHODS, effective_options, method_inputs, method_of, variant_role, variant_title
 from pipeline.schema import deep_merge, variant_parts
+
+# Every job runs in this environment under --software-deployment-method conda (untested here:
+# docs/cluster.md); otherwise in the environment that runs Snakemake (the project's .venv).
+ENV = "../envs/pipeline.yaml"
 
 
 # Datasets whose format brings its own embeddings, PCA and similar users (the authors'
@@ -29,13 +33,13 @@ def as_json(value):
 
 def dataset_spec(dataset):
     if dataset not in config["datasets"]:
-        raise WorkflowError(f"unknown dataset '{dataset}'; configured: {', '.join(config['datasets'])}")
+        raise ValueError(f"unknown dataset '{dataset}'; configured: {', '.join(config['datasets'])}")
     return config["datasets"][dataset]
 
 
 def variant_overrides(variant):
     if variant not in config["variants"]:
-        raise WorkflowError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
+        raise ValueError(f"unknown variant '{variant}'; configured: {', '.join(config['variants'])}")
     return variant_parts(config["variants"][variant])
 
 
@@ -50,11 +54,10 @@ def run_model_options(backbone, variant):
     backbones' and the other methods' sections (so changing one backbone's or one method's
     options reruns only its jobs)."""
     options = variant_model(variant)
-    method = options["method"]
-    own = "llmesr" if method == "llmesr" else method
-    return {k: v for k, v in options.items()
-            if (k not in BACKBONES or k == backbone) and (k not in METHOD_SECTIONS or k == own)
-            and not (k == "method" and method == "llmesr")}
+    own = options["method"]
+    return {
+        k: v for k, v in options.items() if (k not in BACKBONES or k == backbone) and (k not in METHODS or k == own)
+    }
 
 
 def train_options(variant, seed):
@@ -83,7 +86,7 @@ def raw_inputs(wildcards):
     try:
         paths = input_files(spec)
     except DataError as err:
-        raise WorkflowError(str(err))
+        raise ValueError(str(err)) from None
     missing = {key: path for key, path in paths.items() if not path.is_file()}
     if missing and wildcards.dataset not in _reported_missing:
         _reported_missing.add(wildcards.dataset)
@@ -96,7 +99,7 @@ def raw_inputs(wildcards):
             f"To use files elsewhere, set datasets.{wildcards.dataset}.{{{keys}}} in a config file and pass it "
             "with --configfile (see README: 'Your own data')."
         )
-        logger.error("\n".join(lines))
+        print("\n".join(lines), file=sys.stderr)
     # Prefixed: some path keys (e.g. 'items') are reserved names for Snakemake's input.
     return {f"source_{key}": str(path) for key, path in paths.items()}
 
@@ -139,3 +142,33 @@ def default_targets():
         files += [metrics_file(dataset, b, v) for b in targets["backbones"] for v in targets["variants"]]
         files += report_targets(dataset)
     return files
+
+
+def role(variant):
+    """Which table a variant's rows join (pipeline.models.variant_role)."""
+    return variant_role(config["variants"][variant], config["model"])
+
+
+def title(variant):
+    return variant_title(variant, config["variants"][variant], config["model"])
+
+
+def pipeline_command(stage, options=None):
+    """A function of a rule's job that writes its `python -m pipeline STAGE ...` command, every
+    word shell-quoted: each named input as --NAME, each named output as --out-NAME (underscores
+    become dashes), then `options` (a dict, or a function of the wildcards giving one) as --KEY
+    VALUE (a list as several values; None left out). The rule's I/O is then spelled once, in
+    the rule, and the stage's command line takes the same names."""
+
+    def command(wildcards, input, output):
+        words = ["python", "-m", "pipeline", *stage.split()]
+        for prefix, files in (("", input), ("out-", output)):
+            for name in files.keys():
+                words += [f"--{prefix}{name.replace('_', '-')}", files[name]]
+        values = options(wildcards) if callable(options) else options or {}
+        for key, value in values.items():
+            if value is not None:
+                words += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
+        return shlex.join(words)
+
+    return command

@@ -6,11 +6,25 @@ def evaluate_inputs(w):
 
 
 def run_record(w):
-    record = {"dataset": dataset_spec(w.dataset), "model": run_model_options(w.backbone, w.variant),
-              "train": train_options(w.variant, w.seed), "eval": config["eval"]}
+    record = {
+        "dataset": dataset_spec(w.dataset),
+        "model": run_model_options(w.backbone, w.variant),
+        "train": train_options(w.variant, w.seed),
+        "eval": config["eval"],
+    }
     if uses_embeddings(w.variant):
         record.update(embed=config["embed"], retrieve=config["retrieve"])
     return as_json(record)
+
+
+def evaluate_settings(w):
+    run = {"dataset": w.dataset, "backbone": w.backbone, "variant": w.variant, "seed": int(w.seed)}
+    return {
+        "run": as_json({**run, "title": title(w.variant), "role": role(w.variant)}),
+        "record": run_record(w),
+        "k": eval_cutoffs(),
+        "device": config["train"]["device"],
+    }
 
 
 rule evaluate:
@@ -30,27 +44,20 @@ rule evaluate:
     output:
         metrics="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/metrics.json",
         per_user="results/{dataset}/runs/{backbone}_{variant}_seed{seed}/users.parquet",
-    params:
-        run=lambda w: as_json({"dataset": w.dataset, "backbone": w.backbone, "variant": w.variant, "seed": int(w.seed)}),
-        record=run_record,
-        embed_meta=lambda w, input: f"--embed-meta {input.embed_meta}" if "embed_meta" in input.keys() else "",
-        k=" ".join(map(str, eval_cutoffs())),
-        device=config["train"]["device"],
     log:
         "results/logs/{dataset}/evaluate_{backbone}_{variant}_seed{seed}.log",
     benchmark:
         "results/benchmarks/{dataset}/evaluate_{backbone}_{variant}_seed{seed}.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        command=pipeline_command("evaluate", evaluate_settings),
     shell:
-        "python -m pipeline evaluate --checkpoint {input.checkpoint} --history {input.history}"
-        " --interactions {input.interactions} --items {input.item_table} --users {input.user_table}"
-        " --candidates {input.candidates} --groups {input.groups} --stats {input.stats}"
-        " --out {output.metrics} --out-users {output.per_user} --run {params.run:q} --record {params.record:q}"
-        " --ingest-report {input.ingest_report} {params.embed_meta}"
-        " --k {params.k} --device {params.device} --threads {threads} > {log} 2>&1"
+        "{params.command} --threads {threads} > {log} 2>&1"
 
 
 def seed_metrics(w):
@@ -67,6 +74,8 @@ rule aggregate:
     log:
         "results/logs/{dataset}/aggregate_{backbone}_{variant}.log",
     localrule: True
+    conda:
+        ENV
     shell:
         "python -m pipeline aggregate {input} --out {output} > {log} 2>&1"
 
@@ -92,15 +101,17 @@ rule recommend:
         user_table="results/{dataset}/ingest/users.parquet",
     output:
         "results/{dataset}_{backbone}_{variant}_recommendations.parquet",
-    params:
-        k=max(eval_cutoffs()),
-        device=config["train"]["device"],
     log:
         "results/logs/{dataset}/recommend_{backbone}_{variant}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        k=max(eval_cutoffs()),
+        device=config["train"]["device"],
     shell:
         "python -m pipeline recommend --checkpoint {input.checkpoint} --interactions {input.interactions}"
         " --items {input.item_table} --users {input.user_table} --out {output} --k {params.k}"

@@ -5,16 +5,18 @@ rule ingest:
         unpack(raw_inputs),
     output:
         **ingest_outputs("{dataset}"),
-    params:
-        spec=lambda w: as_json(dataset_spec(w.dataset)),
     log:
         "results/logs/{dataset}/ingest.log",
     benchmark:
         "results/benchmarks/{dataset}/ingest.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        spec=lambda w: as_json(dataset_spec(w.dataset)),
     shell:
         "python -m pipeline ingest --spec {params.spec:q}"
         " --out-interactions {output.interactions} --out-items {output.item_table}"

@@ -23,16 +23,18 @@ rule item_prompts:
         item_table="results/{dataset}/ingest/items.parquet",
     output:
         "results/{dataset}/prompts/items.parquet",
-    params:
-        spec=lambda w: prompt_spec(w.dataset, ITEM_OPTIONS),
     log:
         "results/logs/{dataset}/prompts_items.log",
     benchmark:
         "results/benchmarks/{dataset}/prompts_items.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        spec=lambda w: prompt_spec(w.dataset, ITEM_OPTIONS),
     shell:
         "python -m pipeline prompts items --spec {params.spec:q} --items {input.item_table} --out {output} > {log} 2>&1"
 
@@ -45,17 +47,19 @@ rule user_prompts:
         item_table="results/{dataset}/ingest/items.parquet",
     output:
         "results/{dataset}/prompts/users.parquet",
-    params:
-        spec=lambda w: prompt_spec(w.dataset, USER_OPTIONS),
-        encoder=lambda w: user_prompt_encoder(w.dataset),
     log:
         "results/logs/{dataset}/prompts_users.log",
     benchmark:
         "results/benchmarks/{dataset}/prompts_users.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        spec=lambda w: prompt_spec(w.dataset, USER_OPTIONS),
+        encoder=lambda w: user_prompt_encoder(w.dataset),
     shell:
         "python -m pipeline prompts users --spec {params.spec:q} --interactions {input.interactions}"
         " --items {input.item_table} {params.encoder} --out {output} > {log} 2>&1"

@@ -1,22 +1,37 @@
 # Tables, plots and the Snakemake report (`snakemake --report results/report.html`).
 
-# Table 1's rows: the plain backbone and LLM-ESR always; the competitors (CITIES, MELT, RLMRec,
-# LLMInit) and the authors' computation when `targets.variants` asks for them. Every other
-# variant is an ablation row of Table 2.
-TABLE1_OPTIONAL = ["cities", "melt", "rlmrec", "rlmrecgen", "llminit", "authorsbase", "authors", "authorscache"]
-TABLE1_VARIANTS = ["base", "llmesr", *[v for v in TABLE1_OPTIONAL if v in config["targets"]["variants"]]]
-# Variants that train differently (a `train` override: loss, select_on); they are not ablations
-# of the model.
-TRAINING_VARIANTS = [v for v in config["variants"] if v not in ("base", "llmesr") and "train" in config["variants"][v]]
-ABLATIONS = [v for v in config["variants"] if v not in ("base", *TABLE1_OPTIONAL, *TRAINING_VARIANTS)]
-# The sampled-vs-full-ranking comparison, beside base and LLM-ESR, where targeted: the training
-# variants, and the ablations as diagnostics of which part of LLM-ESR full ranking penalises.
-# In the order `targets.variants` lists them.
-RANKING_PARTS = {"ranking": [v for v in config["targets"]["variants"] if v in TRAINING_VARIANTS],
-                 "diagnostics": [v for v in config["targets"]["variants"] if v in ABLATIONS and v != "llmesr"]}
+# Which variants each table and plot shows, by the variants' roles (pipeline.models.variant_role):
+# Table 1 is base, the targeted competitors, LLM-ESR and the targeted `authors` rows; Table 2 the
+# ablations (every one configured); the ranking table base, LLM-ESR and the targeted `training`
+# variants and ablations (as diagnostics of which part of LLM-ESR full ranking penalises), in the
+# order `targets.variants` lists them.
+TARGETED = config["targets"]["variants"]
+TABLE1_VARIANTS = [
+    "base",
+    *sorted(
+        (v for v in TARGETED if role(v) == "competitor"),
+        key=lambda v: METHODS[variant_model(v)["method"]].order,
+    ),
+    "llmesr",
+    *[v for v in TARGETED if role(v) == "authors"],
+]
+ABLATIONS = [v for v in config["variants"] if v != "base" and role(v) == "ablation"]
+RANKING_PARTS = {
+    "ranking": [v for v in TARGETED if role(v) == "training"],
+    "diagnostics": [v for v in TARGETED if v in ABLATIONS and v != "llmesr"],
+}
 RANKING_VARIANTS = ["base", "llmesr", *RANKING_PARTS["ranking"], *RANKING_PARTS["diagnostics"]]
-# Fig. 4 of the paper (group analysis): these variants, where targeted.
-ANALYSIS_VARIANTS = [v for v in ("base", "melt", "llminit", "llmesr") if v in config["targets"]["variants"]]
+# Fig. 4 of the paper (group analysis): base and the targeted variants of the methods that draw it.
+ANALYSIS_VARIANTS = [
+    "base",
+    *[
+        v
+        for v in TARGETED
+        if v != "base"
+        and METHODS[method_of(variant_model(v))].group_analysis
+        and (v == "llmesr" or role(v) == "competitor")
+    ],
+]
 
 
 def embedder_name(dataset):
@@ -36,14 +51,23 @@ rule tables:
         lambda w: dataset_metrics(w.dataset, TABLE1_VARIANTS),
     output:
         md="results/tables/{dataset}.md",
-        csv=report("results/tables/{dataset}.csv", caption="captions/table1.rst", category="Tables", subcategory="{dataset}"),
-        stages=report("results/tables/{dataset}_stages.csv", caption="captions/stages.rst", category="Benchmarks", subcategory="{dataset}"),
-    params:
-        backbones=" ".join(config["targets"]["backbones"]),
-        embedder=lambda w: embedder_name(w.dataset),
+        csv=report(
+            "results/tables/{dataset}.csv", caption="captions/table1.rst", category="Tables", subcategory="{dataset}"
+        ),
+        stages=report(
+            "results/tables/{dataset}_stages.csv",
+            caption="captions/stages.rst",
+            category="Benchmarks",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/{dataset}/tables.log",
     localrule: True
+    conda:
+        ENV
+    params:
+        backbones=" ".join(config["targets"]["backbones"]),
+        embedder=lambda w: embedder_name(w.dataset),
     shell:
         "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
         " --embedder {params.embedder:q} --out-md {output.md} --out-csv {output.csv}"
@@ -56,14 +80,21 @@ rule ablation_table:
         lambda w: dataset_metrics(w.dataset, ABLATIONS),
     output:
         md="results/tables/{dataset}_ablation.md",
-        csv=report("results/tables/{dataset}_ablation.csv", caption="captions/ablation.rst", category="Tables", subcategory="{dataset}"),
+        csv=report(
+            "results/tables/{dataset}_ablation.csv",
+            caption="captions/ablation.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/ablation_table.log",
+    localrule: True
+    conda:
+        ENV
     params:
         backbones=" ".join(config["targets"]["backbones"]),
         variants=" ".join(ABLATIONS),
         embedder=lambda w: embedder_name(w.dataset),
-    log:
-        "results/logs/{dataset}/ablation_table.log",
-    localrule: True
     shell:
         "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
         " --variants {params.variants} --embedder {params.embedder:q}"
@@ -77,14 +108,21 @@ rule ranking_table:
         lambda w: dataset_metrics(w.dataset, RANKING_VARIANTS),
     output:
         md="results/tables/{dataset}_ranking.md",
-        csv=report("results/tables/{dataset}_ranking.csv", caption="captions/ranking_table.rst", category="Tables", subcategory="{dataset}"),
+        csv=report(
+            "results/tables/{dataset}_ranking.csv",
+            caption="captions/ranking_table.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/ranking_table.log",
+    localrule: True
+    conda:
+        ENV
     params:
         backbones=" ".join(config["targets"]["backbones"]),
         variants=" ".join(RANKING_VARIANTS),
         embedder=lambda w: embedder_name(w.dataset),
-    log:
-        "results/logs/{dataset}/ranking_table.log",
-    localrule: True
     shell:
         "python -m pipeline tables {input} --dataset {wildcards.dataset} --backbones {params.backbones}"
         " --variants {params.variants} --embedder {params.embedder:q}"
@@ -100,15 +138,21 @@ rule ranking_plot:
     input:
         lambda w: [metrics_file(w.dataset, w.backbone, v) for v in ("base", "llmesr", *RANKING_PARTS[w.part])],
     output:
-        report("results/plots/{dataset}_{backbone}_{part}.png", caption="captions/ranking.rst",
-               category="Plots", subcategory="{dataset}"),
-    wildcard_constraints:
-        part="ranking|diagnostics",
-    params:
-        title=lambda w: f"{w.dataset} {w.backbone}: {RANKING_PLOT_TITLES[w.part]}",
+        report(
+            "results/plots/{dataset}_{backbone}_{part}.png",
+            caption="captions/ranking.rst",
+            category="Plots",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/{dataset}/{part}_plot_{backbone}.log",
+    wildcard_constraints:
+        part="ranking|diagnostics",
     localrule: True
+    conda:
+        ENV
+    params:
+        title=lambda w: f"{w.dataset} {w.backbone}: {RANKING_PLOT_TITLES[w.part]}",
     shell:
         "python -m pipeline plots ranking {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
@@ -118,17 +162,27 @@ rule group_plot:
     input:
         lambda w: dataset_metrics(w.dataset, ["base", "llmesr"]),
     output:
-        report("results/plots/{dataset}_groups.png", caption="captions/groups.rst", category="Plots", subcategory="{dataset}"),
+        report(
+            "results/plots/{dataset}_groups.png",
+            caption="captions/groups.rst",
+            category="Plots",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/{dataset}/group_plot.log",
     localrule: True
+    conda:
+        ENV
     shell:
         "python -m pipeline plots groups {input} --out {output} > {log} 2>&1"
 
 
 def analysis_runs(w):
-    return {(v, s): f"results/{w.dataset}/runs/{w.backbone}_{v}_seed{s}/users.parquet"
-            for v in ANALYSIS_VARIANTS for s in seeds()}
+    return {
+        (v, s): f"results/{w.dataset}/runs/{w.backbone}_{v}_seed{s}/users.parquet"
+        for v in ANALYSIS_VARIANTS
+        for s in seeds()
+    }
 
 
 rule group_analysis_plot:
@@ -137,13 +191,19 @@ rule group_analysis_plot:
         runs=lambda w: list(analysis_runs(w).values()),
         groups="results/{dataset}/split/groups.parquet",
     output:
-        report("results/plots/{dataset}_{backbone}_group_analysis.png", caption="captions/group_analysis.rst",
-               category="Plots", subcategory="{dataset}"),
-    params:
-        runs=lambda w: " ".join(f"--run {v}={path}" for (v, _), path in analysis_runs(w).items()),
+        report(
+            "results/plots/{dataset}_{backbone}_group_analysis.png",
+            caption="captions/group_analysis.rst",
+            category="Plots",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/{dataset}/group_analysis_{backbone}.log",
     localrule: True
+    conda:
+        ENV
+    params:
+        runs=lambda w: shlex.join(f"--run={title(v)}={path}" for (v, _), path in analysis_runs(w).items()),
     shell:
         "python -m pipeline plots analysis --groups {input.groups} {params.runs}"
         " --title '{wildcards.dataset} {wildcards.backbone}: group analysis' --out {output} > {log} 2>&1"
@@ -154,11 +214,17 @@ rule training_plot:
     input:
         "results/{dataset}/runs/{backbone}_{variant}_seed{seed}/history.json",
     output:
-        report("results/plots/{dataset}_{backbone}_{variant}_seed{seed}_training.png", caption="captions/training.rst",
-               category="Training curves", subcategory="{dataset}"),
+        report(
+            "results/plots/{dataset}_{backbone}_{variant}_seed{seed}_training.png",
+            caption="captions/training.rst",
+            category="Training curves",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/{dataset}/training_plot_{backbone}_{variant}_seed{seed}.log",
     localrule: True
+    conda:
+        ENV
     shell:
         "python -m pipeline plots training {input} --title '{wildcards.dataset} {wildcards.backbone} {wildcards.variant}"
         " seed {wildcards.seed}' --out {output} > {log} 2>&1"
@@ -169,12 +235,20 @@ def report_targets(dataset):
     targets = config["targets"]
     files = [f"results/tables/{dataset}.md", f"results/plots/{dataset}_groups.png"]
     files += [f"results/plots/{dataset}_{b}_group_analysis.png" for b in targets["backbones"]]
-    files += [f"results/plots/{dataset}_{b}_{v}_seed{s}_training.png"
-              for b in targets["backbones"] for v in targets["variants"] for s in seeds()]
+    files += [
+        f"results/plots/{dataset}_{b}_{v}_seed{s}_training.png"
+        for b in targets["backbones"]
+        for v in targets["variants"]
+        for s in seeds()
+    ]
     if RANKING_PARTS["diagnostics"]:
         files.append(f"results/tables/{dataset}_ablation.md")
     if RANKING_PARTS["ranking"] or RANKING_PARTS["diagnostics"]:
         files.append(f"results/tables/{dataset}_ranking.md")
-    files += [f"results/plots/{dataset}_{b}_{part}.png" for part, variants in RANKING_PARTS.items() if variants
-              for b in targets["backbones"]]
+    files += [
+        f"results/plots/{dataset}_{b}_{part}.png"
+        for part, variants in RANKING_PARTS.items()
+        if variants
+        for b in targets["backbones"]
+    ]
     return files

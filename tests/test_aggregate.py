@@ -9,8 +9,17 @@ def run(seed, hr, ndcg, tail_n=0):
     groups["tail_item"] = {"n": tail_n, "HR@10": None if tail_n == 0 else hr, "NDCG@10": None if tail_n == 0 else ndcg}
     training = {"best_epoch": seed, "epochs_run": 10, "stopped_early": False}
     record = {"config": {"train": {"max_epochs": 10, "patience": 20, "seed": seed}}, "device": "cpu"}
-    return {"dataset": "d", "backbone": "sasrec", "variant": "llmesr", "seed": seed, "protocol": {"k": 10},
-            "thresholds": {"ts_user": 5, "ts_item": 3}, "groups": groups, "training": training, "record": record}
+    return {
+        "dataset": "d",
+        "backbone": "sasrec",
+        "variant": "llmesr",
+        "seed": seed,
+        "protocol": {"k": 10},
+        "thresholds": {"ts_user": 5, "ts_item": 3},
+        "groups": groups,
+        "training": training,
+        "record": record,
+    }
 
 
 def test_mean_and_std_over_seeds():

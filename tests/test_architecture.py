@@ -1,5 +1,6 @@
 """How the package's modules depend on each other: stages import shared pieces from below,
 never each other in a circle (function-level imports count too)."""
+
 import ast
 
 from conftest import REPO
@@ -30,8 +31,9 @@ def imports():
                 else:
                     target = node.module or ""
                 # `from . import x` names a module x; `from .errors import DataError` a name in one.
-                found.update(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target
-                             for alias in node.names)
+                found.update(
+                    f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target for alias in node.names
+                )
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names if alias.name.startswith("pipeline"))
         graph[name] = found
@@ -71,3 +73,30 @@ def test_training_does_not_borrow_from_the_evaluation_stage():
     graph = imports()
     assert "pipeline.evaluate" not in graph["pipeline.train"]
     assert "pipeline.evaluate" not in graph["pipeline.scoring"]
+
+
+def test_scoring_stages_share_loading_instead_of_borrowing_from_evaluation():
+    graph = imports()
+    assert "pipeline.evaluate" not in graph["pipeline.recommend"]
+    assert (
+        "pipeline.checkpoints" in graph["pipeline.recommend"] and "pipeline.checkpoints" in graph["pipeline.evaluate"]
+    )
+
+
+def test_nothing_branches_on_a_method_s_name():
+    """The registry carries what differs between methods (pipeline/models/method.py)."""
+    import re
+
+    files = [
+        *(PACKAGE / "models").glob("*.py"),
+        PACKAGE / "train.py",
+        PACKAGE / "tables.py",
+        *(REPO / "rules").glob("*.smk"),
+    ]
+    found = [
+        f"{path.name}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bmethod\w*\s*[!=]=|[!=]=\s*\w*method\b", line)
+    ]
+    assert not found, found

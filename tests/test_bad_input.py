@@ -1,5 +1,6 @@
 """Every kind of bad input gets its documented outcome: an error that names the file, line and
 problem, or rows dropped and counted in the ingest report. Nothing is lost silently."""
+
 import gzip
 import json
 
@@ -31,14 +32,20 @@ def ingest(spec, **overrides):
     return canonicalise(raw, spec["min_user_interactions"], spec["min_item_interactions"], spec["min_sequence_length"])
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: recbole(p, ""),
-    lambda p: sequences(p, b""),
-    lambda p: sequences(p, b"u a b c\n", items=""),
-    lambda p: {"format": "llmesr", "inter": str((p / "inter.txt", (p / "inter.txt").write_text(""))[0])},
-    lambda p: {"format": "amazon2018", "reviews": str((p / "r.json", (p / "r.json").write_text(""))[0]),
-               "meta": str((p / "m.json", (p / "m.json").write_text("{}\n"))[0])},
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: recbole(p, ""),
+        lambda p: sequences(p, b""),
+        lambda p: sequences(p, b"u a b c\n", items=""),
+        lambda p: {"format": "llmesr", "inter": str((p / "inter.txt", (p / "inter.txt").write_text(""))[0])},
+        lambda p: {
+            "format": "amazon2018",
+            "reviews": str((p / "r.json", (p / "r.json").write_text(""))[0]),
+            "meta": str((p / "m.json", (p / "m.json").write_text("{}\n"))[0]),
+        },
+    ],
+)
 def test_an_empty_file_is_an_error_naming_it(tmp_path, make):
     with pytest.raises(DataError, match=r"\S+: the file is empty"):
         read_dataset(with_defaults(make(tmp_path)))
@@ -90,17 +97,23 @@ def test_too_many_bad_rows_stop_ingestion(tmp_path):
 
 
 def test_duplicate_user_lines_keep_the_first(tmp_path):
-    _, _, _, report = ingest(sequences(tmp_path, b"u1 a b c\nu2 a b c\nu1 c b a\n"), min_item_interactions=1,
-                             max_bad_rows=0.5)
+    _, _, _, report = ingest(
+        sequences(tmp_path, b"u1 a b c\nu2 a b c\nu1 c b a\n"), min_item_interactions=1, max_bad_rows=0.5
+    )
     assert report["duplicate_user_lines"] == 1 and report["interactions_in_duplicate_lines"] == 3
-    assert report["interactions"] == 6 and report["bad_lines"] == [f"{tmp_path / 's.txt'}:3: user u1 again (first on line 1)"]
+    assert report["interactions"] == 6 and report["bad_lines"] == [
+        f"{tmp_path / 's.txt'}:3: user u1 again (first on line 1)"
+    ]
 
 
 def test_users_split_over_two_lines_stop_ingestion_naming_the_lines(tmp_path):
     # each user's history on two lines: half the interactions would be dropped
     lines = b"".join(f"u{n} a b c\n".encode() for n in range(4)) + b"".join(f"u{n} d e f\n".encode() for n in range(4))
-    with pytest.raises(DataError, match=r"4 of 8 lines repeating a user .*12 of 24 interactions on those repeated lines"
-                                        r".*s.txt:5: user u0 again \(first on line 1\)"):
+    with pytest.raises(
+        DataError,
+        match=r"4 of 8 lines repeating a user .*12 of 24 interactions on those repeated lines"
+        r".*s.txt:5: user u0 again \(first on line 1\)",
+    ):
         ingest(sequences(tmp_path, lines), min_item_interactions=1)
 
 
@@ -108,15 +121,19 @@ def test_small_drops_are_summarised(tmp_path):
     from pipeline.ingest import drop_summary
 
     lines = b"".join(f"u{n} a b c\n".encode() for n in range(200)) + b"u0 d\n\xff\n"
-    _, _, _, report = ingest(sequences(tmp_path, lines, items="item_id\ttitle\na\tA\na\tA again\n"),
-                             min_item_interactions=1)
+    _, _, _, report = ingest(
+        sequences(tmp_path, lines, items="item_id\ttitle\na\tA\na\tA again\n"), min_item_interactions=1
+    )
     assert drop_summary(report) == [
         "1 of 202 malformed lines (not UTF-8 or not parseable) (0.50%) dropped",
         "1 of 202 lines repeating a user of an earlier line (a user's sequence must be on one line) (0.50%) dropped",
         "1 of 601 interactions on those repeated lines (0.17%) dropped",
         "1 item rows repeat an item id (the first row of each id is kept)",
     ]
-    assert report["bad_lines"] == [f"{tmp_path / 's.txt'}:201: user u0 again (first on line 1)", f"{tmp_path / 's.txt'}:202: not UTF-8"]
+    assert report["bad_lines"] == [
+        f"{tmp_path / 's.txt'}:201: user u0 again (first on line 1)",
+        f"{tmp_path / 's.txt'}:202: not UTF-8",
+    ]
 
 
 def test_a_table_line_with_too_few_fields_names_the_line(tmp_path):
@@ -138,8 +155,9 @@ def test_a_dataset_empty_after_filtering_says_what_to_lower(tmp_path):
 
 
 def test_a_user_with_a_single_interaction_is_dropped_and_counted(tmp_path):
-    _, _, users, report = ingest(sequences(tmp_path, b"u1 a b c\nu2 a\nu3 a b c\n"), min_item_interactions=1,
-                                 min_user_interactions=1)
+    _, _, users, report = ingest(
+        sequences(tmp_path, b"u1 a b c\nu2 a\nu3 a b c\n"), min_item_interactions=1, min_user_interactions=1
+    )
     assert users["original_id"].to_list() == ["u1", "u3"]
     assert report["dropped_short_sequences"] == 1 and report["users_dropped_short_sequences"] == 1
 

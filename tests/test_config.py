@@ -2,13 +2,10 @@ import copy
 
 import pytest
 
-import yaml
-
-from conftest import REPO
-from pipeline.config import coerce_command_line_strings, reference_errors, schema_errors
+from pipeline.config import coerce_command_line_strings, default_config, reference_errors, schema_errors
 from pipeline.schema import deep_merge
 
-CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+CONFIG = default_config()
 
 
 def test_the_shipped_config_is_valid():
@@ -35,14 +32,18 @@ def test_every_error_is_listed_with_its_key():
     errors = "\n".join(schema_errors(config))
     assert "train.lr: 'fast' is not of type 'number'" in errors
     assert "model.llmesr.id_init: 'zeros' is not one of ['pca', 'random']" in errors
-    assert "'Bad-Name' does not match" in errors and "'csv' is not one of ['recbole', 'sequences', 'llmesr', 'amazon2014'" in errors
+    assert (
+        "'Bad-Name' does not match" in errors
+        and "'csv' is not one of ['recbole', 'sequences', 'llmesr', 'amazon2014'" in errors
+    )
 
 
 def test_a_format_needs_its_path_keys():
     config = copy.deepcopy(CONFIG)
     config["datasets"]["mine"] = {"format": "sequences", "sequences": "s.txt"}
     assert [e for e in schema_errors(config) if "mine" in e] == [
-        "datasets.mine: format sequences needs sequences, items; missing: items"]
+        "datasets.mine: format sequences needs sequences, items; missing: items"
+    ]
 
 
 def test_an_entry_without_a_format_gets_one_line_saying_what_it_needs():
@@ -59,13 +60,16 @@ def test_duplicate_seeds_are_refused():
     assert schema_errors(config) == ["train.seeds: [42, 42] has non-unique elements"]
 
 
-@pytest.mark.parametrize("target, message", [
-    ("results/ml100k_sasrec_bse_metrics.json", "no variant 'bse' is configured (llmesr, base,"),
-    ("results/ml10k_sasrec_metrics.json", "no dataset 'ml10k' is configured (ml100k, yelp, fashion, beauty)"),
-    ("results/tables/beuaty.md", "no dataset 'beuaty'"),
-    ("results/plots/ml100k_sasrec_lmesr_seed42_training.png", "no variant 'lmesr'"),
-    ("results/ml100k/runs/gru4rec_nosdd_seed43/model.pt", "no variant 'nosdd'"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("results/ml100k_sasrec_bse_metrics.json", "no variant 'bse' is configured (llmesr, base,"),
+        ("results/ml10k_sasrec_metrics.json", "no dataset 'ml10k' is configured (ml100k, yelp, fashion, beauty)"),
+        ("results/tables/beuaty.md", "no dataset 'beuaty'"),
+        ("results/plots/ml100k_sasrec_lmesr_seed42_training.png", "no variant 'lmesr'"),
+        ("results/ml100k/runs/gru4rec_nosdd_seed43/model.pt", "no variant 'nosdd'"),
+    ],
+)
 def test_a_target_naming_an_unknown_dataset_or_variant_is_one_line(target, message):
     from pipeline.config import target_errors
 
@@ -75,9 +79,16 @@ def test_a_target_naming_an_unknown_dataset_or_variant_is_one_line(target, messa
 def test_known_targets_pass():
     from pipeline.config import target_errors
 
-    targets = ["results/ml100k_sasrec_metrics.json", "results/ml100k_gru4rec_authors_metrics.json", "all",
-               "results/tables/ml100k.md", "results/ml100k/embed/items.npy", "results/logs/x.log",
-               "results/plots/ml100k_groups.png", "results/ml100k_stats.json"]
+    targets = [
+        "results/ml100k_sasrec_metrics.json",
+        "results/ml100k_gru4rec_authors_metrics.json",
+        "all",
+        "results/tables/ml100k.md",
+        "results/ml100k/embed/items.npy",
+        "results/logs/x.log",
+        "results/plots/ml100k_groups.png",
+        "results/ml100k_stats.json",
+    ]
     assert target_errors(targets, CONFIG) == []
 
 
@@ -103,7 +114,9 @@ def test_a_model_folder_that_cannot_load_is_refused_at_start_up(tmp_path):
     (tmp_path / "modules.json").write_text("{}")
     with pytest.raises(DataError, match="not a list of modules"):
         resolve_model(str(tmp_path))
-    (tmp_path / "modules.json").write_text(json.dumps([{"path": "", "type": "sentence_transformers.models.Transformer"}]))
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"path": "", "type": "sentence_transformers.models.Transformer"}])
+    )
     with pytest.raises(DataError, match="config.json .* cannot be read"):
         resolve_model(str(tmp_path))
     (tmp_path / "config.json").write_text("{}")
@@ -140,9 +153,17 @@ def test_a_variant_s_train_options_are_checked_as_train():
 
 def test_strings_inside_a_variant_become_the_types_the_schema_wants():
     config = copy.deepcopy(CONFIG)
-    config["variants"]["slow"] = {"llmesr": {"alpha": "0.5"}, "dropout": "0.2", "train": {"lr": "1e-4", "negatives": "256"}}
+    config["variants"]["slow"] = {
+        "llmesr": {"alpha": "0.5"},
+        "dropout": "0.2",
+        "train": {"lr": "1e-4", "negatives": "256"},
+    }
     coerce_command_line_strings(config)
-    assert config["variants"]["slow"] == {"llmesr": {"alpha": 0.5}, "dropout": 0.2, "train": {"lr": 1e-4, "negatives": 256}}
+    assert config["variants"]["slow"] == {
+        "llmesr": {"alpha": 0.5},
+        "dropout": 0.2,
+        "train": {"lr": 1e-4, "negatives": 256},
+    }
     assert reference_errors(config) == []
 
 
@@ -151,14 +172,23 @@ def test_deep_merge_overrides_leaves_only():
     assert merged == {"a": {"b": 1, "c": 5}, "d": 3}
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["targets"].update(backbones=["transformer"]), "targets.backbones.0: 'transformer' is not one of ['sasrec', 'gru4rec', 'bert4rec']"),
-    (lambda c: c["train"].update(lr=-0.1), "train.lr: -0.1 is less than or equal to the minimum of 0"),
-    (lambda c: c["train"].update(batch_size=0), "train.batch_size: 0 is less than the minimum of 1"),
-    (lambda c: c["model"].update(dropout="lots"), "model.dropout: 'lots' is not of type 'number'"),
-    (lambda c: c["datasets"]["ml100k"].update(ts_user="high"), "datasets.ml100k.ts_user: 'high' is not of type 'integer'"),
-    (lambda c: c["datasets"]["ml100k"].update(format="csv"), "datasets.ml100k.format: 'csv' is not one of"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda c: c["targets"].update(backbones=["transformer"]),
+            "targets.backbones.0: 'transformer' is not one of ['sasrec', 'gru4rec', 'bert4rec']",
+        ),
+        (lambda c: c["train"].update(lr=-0.1), "train.lr: -0.1 is less than or equal to the minimum of 0"),
+        (lambda c: c["train"].update(batch_size=0), "train.batch_size: 0 is less than the minimum of 1"),
+        (lambda c: c["model"].update(dropout="lots"), "model.dropout: 'lots' is not of type 'number'"),
+        (
+            lambda c: c["datasets"]["ml100k"].update(ts_user="high"),
+            "datasets.ml100k.ts_user: 'high' is not of type 'integer'",
+        ),
+        (lambda c: c["datasets"]["ml100k"].update(format="csv"), "datasets.ml100k.format: 'csv' is not one of"),
+    ],
+)
 def test_config_errors_name_the_key_and_the_allowed_values(change, message):
     config = copy.deepcopy(CONFIG)
     change(config)
@@ -172,3 +202,12 @@ def test_unknown_variant_and_missing_model_path(tmp_path):
     errors = "\n".join(reference_errors(config))
     assert "targets.variants: 'nosuch' is not configured under variants (llmesr, base," in errors
     assert f"embed.model: {tmp_path / 'no-model-here'} is not a loadable sentence-transformers model folder" in errors
+
+
+def test_the_configuration_reference_is_generated_and_current():
+    from pipeline.docs import DOC, render
+
+    text = render()
+    assert DOC.read_text() == text, "docs/configuration.md is stale: run `python -m pipeline docs`"
+    for key in ("train.select_on", "model.llmesr.alpha", "model.cities.window", "retrieve.exact_max_users"):
+        assert f"| `{key}` |" in text

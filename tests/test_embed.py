@@ -1,4 +1,5 @@
 """The offline encoder, its identity, and the embedding cache."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,9 @@ def test_default_encoder_is_the_packaged_model_and_has_an_identity():
 
 
 def test_a_model_path_that_is_not_a_model_is_refused(tmp_path):
-    with pytest.raises(DataError, match="not a loadable sentence-transformers model folder .neither modules.json nor config.json"):
+    with pytest.raises(
+        DataError, match="not a loadable sentence-transformers model folder .neither modules.json nor config.json"
+    ):
         resolve_model(str(tmp_path))
 
 
@@ -46,18 +49,56 @@ def test_shards_cover_every_row_once():
 def test_sharded_embedding_equals_the_unsharded_one(tmp_path):
     import polars as pl
 
-    from pipeline.embed import main as embed_main, merge_main
+    from pipeline.embed import main as embed_main
+    from pipeline.embed import merge_main
 
-    texts = [f"The item has following attributes: name is product number {i}; brand is {'x' * (i % 7)}." for i in range(23)]
+    texts = [
+        f"The item has following attributes: name is product number {i}; brand is {'x' * (i % 7)}." for i in range(23)
+    ]
     pl.DataFrame({"item": list(range(1, 24)), "text": texts}).write_parquet(tmp_path / "prompts.parquet")
-    embed_main(["--prompts", str(tmp_path / "prompts.parquet"), "--out", str(tmp_path / "all.npy"),
-                "--meta", str(tmp_path / "all.json"), "--device", "cpu"])
+    embed_main(
+        [
+            "--prompts",
+            str(tmp_path / "prompts.parquet"),
+            "--out",
+            str(tmp_path / "all.npy"),
+            "--meta",
+            str(tmp_path / "all.json"),
+            "--device",
+            "cpu",
+            "--model",
+            "default",
+            "--batch-size",
+            "64",
+            "--shard",
+            "0",
+            "--shards",
+            "1",
+        ]
+    )
     shards = []
     for shard in range(3):
         out = tmp_path / f"shard_{shard}.npy"
-        embed_main(["--prompts", str(tmp_path / "prompts.parquet"), "--out", str(out), "--meta",
-                    str(out.with_suffix(".json")), "--device", "cpu", "--shard", str(shard), "--shards", "3",
-                    "--batch-size", "4"])
+        embed_main(
+            [
+                "--prompts",
+                str(tmp_path / "prompts.parquet"),
+                "--out",
+                str(out),
+                "--meta",
+                str(out.with_suffix(".json")),
+                "--device",
+                "cpu",
+                "--shard",
+                str(shard),
+                "--shards",
+                "3",
+                "--batch-size",
+                "4",
+                "--model",
+                "default",
+            ]
+        )
         shards.append(str(out))
     merge_main([*shards, "--out", str(tmp_path / "merged.npy"), "--meta", str(tmp_path / "merged.json")])
     merged, whole = np.load(tmp_path / "merged.npy"), np.load(tmp_path / "all.npy")

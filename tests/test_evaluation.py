@@ -1,12 +1,13 @@
 """Both evaluation protocols against brute-force references on random score matrices."""
+
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from pipeline.data import Sequences
-from pipeline.scoring import full_ranking, sampled_ranks
 from pipeline.metrics import beyond_accuracy, cutoffs, group_masks, ranking_metrics
+from pipeline.scoring import full_ranking, sampled_ranks
 
 
 def random_setup(seed=0, n_users=40, n_items=30, dim=4):
@@ -15,8 +16,9 @@ def random_setup(seed=0, n_users=40, n_items=30, dim=4):
     users = torch.from_numpy(rng.integers(-2, 3, (n_users, dim)).astype(np.float32))
     items = torch.from_numpy(rng.integers(-2, 3, (n_items + 1, dim)).astype(np.float32))
     lengths = rng.integers(3, 9, n_users)
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), lengths),
-                          "item": rng.integers(1, n_items + 1, lengths.sum())})
+    frame = pl.DataFrame(
+        {"user": np.repeat(np.arange(1, n_users + 1), lengths), "item": rng.integers(1, n_items + 1, lengths.sum())}
+    )
     return users, items, Sequences.from_interactions(frame, n_items), rng
 
 
@@ -75,8 +77,11 @@ def test_recommendation_lists_exclude_the_whole_history():
 
 def test_mrr_and_cutoffs():
     values = ranking_metrics(np.array([0, 3, 12]), [5])
-    assert values == {"HR@5": pytest.approx(2 / 3), "NDCG@5": pytest.approx((1 + 1 / np.log2(5)) / 3),
-                      "MRR@5": pytest.approx((1 + 1 / 4) / 3)}
+    assert values == {
+        "HR@5": pytest.approx(2 / 3),
+        "NDCG@5": pytest.approx((1 + 1 / np.log2(5)) / 3),
+        "MRR@5": pytest.approx((1 + 1 / 4) / 3),
+    }
     assert cutoffs([20, 5]) == [5, 10, 20] and cutoffs(3) == [3, 10]
 
 

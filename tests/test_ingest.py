@@ -7,6 +7,7 @@ have 1 (dropped); c has 3 (kept, although only 2 remain once u4 is gone: single 
 iterative k-core). u3 is then left with 2 items and is dropped. What remains, time-ordered:
   u1: b c a     u2: a b c     -> users u1=1, u2=2; items by first appearance b=1, c=2, a=3.
 """
+
 import json
 
 import polars as pl
@@ -15,12 +16,18 @@ import pytest
 from pipeline.datasets import DataError, read_dataset
 from pipeline.ingest import canonicalise
 
-ROWS = [("u1", "a", 3), ("u1", "b", 1), ("u1", "c", 2), ("u1", "d", 4), ("u2", "a", 1), ("u2", "b", 2),
-        ("u2", "c", 3), ("u3", "a", 5), ("u3", "b", 6), ("u3", "e", 7), ("u4", "a", 1), ("u4", "c", 2)]
-EXPECTED_INTERACTIONS = [(1, 1), (1, 2), (1, 3), (2, 3), (2, 1), (2, 2)]
-EXPECTED_REPORT = {"interactions_read": 12, "dropped_user_count_below_min": 2, "dropped_item_count_below_min": 2,
-                   "dropped_short_sequences": 2, "users_dropped_short_sequences": 1, "users": 2, "items": 3,
-                   "interactions": 6}
+from conftest import EXPECTED_INTERACTIONS, ROWS
+
+EXPECTED_REPORT = {
+    "interactions_read": 12,
+    "dropped_user_count_below_min": 2,
+    "dropped_item_count_below_min": 2,
+    "dropped_short_sequences": 2,
+    "users_dropped_short_sequences": 1,
+    "users": 2,
+    "items": 3,
+    "interactions": 6,
+}
 
 
 def time_ordered():
@@ -32,8 +39,10 @@ def time_ordered():
 
 def write_recbole(tmp_path):
     inter = tmp_path / "tiny.inter"
-    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-                     + "".join(f"{u}\t{i}\t5\t{t}\n" for u, i, t in ROWS))
+    inter.write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        + "".join(f"{u}\t{i}\t5\t{t}\n" for u, i, t in ROWS)
+    )
     item = tmp_path / "tiny.item"
     # 'b' has no metadata; a title holds a quoted TAB, which RecBole's quoting allows.
     item.write_text('item_id:token\ttitle:token_seq\na\tAlpha\nc\t"Gam\tma"\nd\tDelta\n')
@@ -91,8 +100,20 @@ def test_ingest_cli_writes_all_artifacts(tmp_path):
 
     spec = write_sequences(tmp_path)
     out = {name: tmp_path / "out" / name for name in ("i.parquet", "t.parquet", "u.parquet", "r.json")}
-    main(["--spec", json.dumps(spec), "--out-interactions", str(out["i.parquet"]), "--out-items", str(out["t.parquet"]),
-          "--out-users", str(out["u.parquet"]), "--out-report", str(out["r.json"])])
+    main(
+        [
+            "--spec",
+            json.dumps(spec),
+            "--out-interactions",
+            str(out["i.parquet"]),
+            "--out-items",
+            str(out["t.parquet"]),
+            "--out-users",
+            str(out["u.parquet"]),
+            "--out-report",
+            str(out["r.json"]),
+        ]
+    )
     assert pl.read_parquet(out["i.parquet"]).height == 6
     assert json.loads(out["r.json"].read_text())["users"] == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(out)  # no temporary files left

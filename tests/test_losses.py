@@ -1,14 +1,17 @@
 """The training losses (`train.loss`) against hand-computed values, and model selection on
 full-ranking validation (`train.select_on`)."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.losses import LossConfig, make_loss
+from pipeline.losses import make_loss
+from pipeline.models.method import Artifacts
 from pipeline.train import train
-from test_models import N_ITEMS, model_options, tables, train_options, user_sequences
+
+from conftest import N_ITEMS, loss_config, model_options, tables, train_options, user_sequences
 
 ITEMS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5], [0.5, -2.0]])  # id 0..5
 
@@ -33,14 +36,17 @@ def loss(name, negatives, count=None, **options):
         count_per_target = 1
     else:  # several per target, or the batch's shared set
         count_per_target = negatives.shape[-1]
-    config = {"loss": name, "negatives": count_per_target, **options}
+    config = loss_config(**{"loss": name, "negatives": count_per_target, **options})
     return make_loss(config, n_items=5)(STATES, TARGETS, negatives, Table(), count).item()
 
 
 def test_bce_with_one_negative_by_hand():
     negatives = torch.tensor([[0, 3, 4]])
-    # position 1: user (0.5, 1) target 1 (score 0.5), negative 3 (1.5); position 2: user (2, -1), target 2 (-1), negative 4 (-2.5)
-    expected = (-math.log(sigmoid(0.5)) - math.log(1 - sigmoid(1.5)) - math.log(sigmoid(-1)) - math.log(1 - sigmoid(-2.5))) / 2
+    # position 1: user (0.5, 1) target 1 (score 0.5), negative 3 (1.5);
+    # position 2: user (2, -1), target 2 (-1), negative 4 (-2.5)
+    expected = (
+        -math.log(sigmoid(0.5)) - math.log(1 - sigmoid(1.5)) - math.log(sigmoid(-1)) - math.log(1 - sigmoid(-2.5))
+    ) / 2
     assert loss("bce", negatives) == pytest.approx(expected, rel=1e-6)
     assert loss("bce", negatives, count=4) == pytest.approx(expected * 2 / 4, rel=1e-6)  # a micro-batch's share
 
@@ -48,8 +54,14 @@ def test_bce_with_one_negative_by_hand():
 def test_bce_with_several_negatives_sums_them():
     negatives = torch.tensor([[[0, 0], [3, 5], [4, 1]]])
     # scores: position 1: negatives 3 -> 1.5, 5 -> -1.75; position 2: 4 -> -2.5, 1 -> 2
-    expected = (-math.log(sigmoid(0.5)) - math.log(1 - sigmoid(1.5)) - math.log(1 - sigmoid(-1.75))
-                - math.log(sigmoid(-1)) - math.log(1 - sigmoid(-2.5)) - math.log(1 - sigmoid(2))) / 2
+    expected = (
+        -math.log(sigmoid(0.5))
+        - math.log(1 - sigmoid(1.5))
+        - math.log(1 - sigmoid(-1.75))
+        - math.log(sigmoid(-1))
+        - math.log(1 - sigmoid(-2.5))
+        - math.log(1 - sigmoid(2))
+    ) / 2
     assert loss("bce", negatives) == pytest.approx(expected, rel=1e-6)
 
 
@@ -58,8 +70,14 @@ def test_gbce_raises_the_positive_probability_to_beta_and_is_bce_at_t_0():
     assert loss("gbce", negatives, gbce_t=0.0) == pytest.approx(loss("bce", negatives), rel=1e-7)
     alpha = 2 / (5 - 1)
     beta = alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha)  # gSASRec's definition, = 1 - t (1 - alpha)
-    expected = (-beta * math.log(sigmoid(0.5)) - math.log(1 - sigmoid(1.5)) - math.log(1 - sigmoid(-1.75))
-                - beta * math.log(sigmoid(-1)) - math.log(1 - sigmoid(-2.5)) - math.log(1 - sigmoid(2))) / 2
+    expected = (
+        -beta * math.log(sigmoid(0.5))
+        - math.log(1 - sigmoid(1.5))
+        - math.log(1 - sigmoid(-1.75))
+        - beta * math.log(sigmoid(-1))
+        - math.log(1 - sigmoid(-2.5))
+        - math.log(1 - sigmoid(2))
+    ) / 2
     assert loss("gbce", negatives, gbce_t=0.75) == pytest.approx(expected, rel=1e-6)
 
 
@@ -83,7 +101,7 @@ def test_full_softmax_by_hand_and_chunked_equals_unchunked():
     grads = []
     for block in (2, 1000):
         states = STATES.clone().requires_grad_()
-        make_loss({"loss": "ce", "ce_block": block}, 5)(states, TARGETS, None, Table()).backward()
+        make_loss(loss_config(loss="ce", ce_block=block), 5)(states, TARGETS, None, Table()).backward()
         grads.append(states.grad)
     torch.testing.assert_close(*grads)
 
@@ -115,15 +133,18 @@ def test_many_negatives_score_the_catalogue_as_gathering_them_would():
     negatives = torch.randint(1, 31, (2, 6, 9), generator=generator) * (targets > 0)[..., None]
     results = []
     for scoring in (False, True):  # a block of 70 logits: two targets at a time, the last alone
-        loss = bce_loss_scoring_catalogue(states, targets, negatives, model, 30, 70, count=13, beta=0.4) if scoring \
+        loss = (
+            bce_loss_scoring_catalogue(states, targets, negatives, model, 30, 70, count=13, beta=0.4)
+            if scoring
             else bce_loss(states, targets, negatives, model, count=13, beta=0.4)
+        )
         loss.backward()
         results.append((loss.detach(), states.grad.clone(), vectors.grad.clone()))
         states.grad = vectors.grad = None
     torch.testing.assert_close(*results)
-    assert make_loss({"loss": "gbce", "negatives": 256}, n_items=12000).scores_catalogue
-    assert not make_loss({"loss": "gbce", "negatives": 256}, n_items=100000).scores_catalogue
-    assert not make_loss({"loss": "bce"}, n_items=5).scores_catalogue  # the paper's loss, as it was
+    assert make_loss(loss_config(loss="gbce", negatives=256), n_items=12000).scores_catalogue
+    assert not make_loss(loss_config(loss="gbce", negatives=256), n_items=100000).scores_catalogue
+    assert not make_loss(loss_config(loss="bce"), n_items=5).scores_catalogue  # the paper's loss, as it was
 
 
 @pytest.mark.parametrize("n_items", [5, 200])  # 2 negatives: the catalogue scored (5 items), gathered (200)
@@ -131,7 +152,7 @@ def test_gbce_weighs_the_positive_by_beta_on_either_path(n_items):
     from pipeline.losses import bce_loss
 
     negatives = torch.tensor([[[0, 0], [3, 5], [4, 1]]])
-    gbce = make_loss({"loss": "gbce", "negatives": 2, "gbce_t": 0.5}, n_items)
+    gbce = make_loss(loss_config(loss="gbce", negatives=2, gbce_t=0.5), n_items)
     assert gbce.scores_catalogue == (n_items == 5)
     beta = 1 - 0.5 * (1 - 2 / (n_items - 1))
     expected = bce_loss(STATES, TARGETS, negatives, Table(), beta=beta)
@@ -143,7 +164,7 @@ def test_a_micro_batch_without_targets_adds_nothing(name, negatives):
     states = torch.randn(1, 3, 2, requires_grad=True)
     targets = torch.zeros(1, 3, dtype=torch.int64)
     drawn = torch.zeros((1, 3) if negatives == 1 else (1, 3, negatives), dtype=torch.int64)
-    value = make_loss({"loss": name, "negatives": negatives}, n_items=5)(states, targets, drawn, Table(), count=4)
+    value = make_loss(loss_config(loss=name, negatives=negatives), n_items=5)(states, targets, drawn, Table(), count=4)
     value.backward()
     assert value.item() == 0 and not states.grad.any()
 
@@ -153,8 +174,9 @@ def test_several_negatives_are_drawn_at_the_targets_only_and_avoid_training_item
     exclude = seqs.membership_keys(2)
     rows = np.array([3, 3, 11])  # a user twice, as a masked batch may have
     targets = np.array([[0, 0, 4, 5], [0, 6, 0, 7], [1, 2, 3, 8]])
-    drawn = make_loss({"loss": "gbce", "negatives": 50}, N_ITEMS).negatives(np.random.default_rng(0), rows, targets,
-                                                                           exclude)
+    drawn = make_loss(loss_config(loss="gbce", negatives=50), N_ITEMS).negatives(
+        np.random.default_rng(0), rows, targets, exclude
+    )
     assert drawn.shape == (3, 4, 50)
     assert ((drawn > 0).all(-1) == (targets > 0)).all() and not drawn[targets == 0].any()
     for row, user in enumerate(rows):
@@ -164,22 +186,38 @@ def test_several_negatives_are_drawn_at_the_targets_only_and_avoid_training_item
 
 def test_an_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="train.loss must be one of"):
-        LossConfig(loss="hinge")
+        loss_config(loss="hinge")
 
 
 def tiny_run(backbone, llmesr, epochs=2, **train_overrides):
     seqs = user_sequences(n_users=20, length=10)
     rng = np.random.default_rng(1)
-    candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1)
+    candidates = np.concatenate(
+        [seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1
+    )
     llm, pca = (t.numpy() for t in tables())
     neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
-    return train(backbone, model_options(llmesr=llmesr), train_options(seed=3, max_epochs=epochs, patience=10, **train_overrides),
-                 seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
+    return train(
+        backbone,
+        model_options(llmesr=llmesr),
+        train_options(seed=3, max_epochs=epochs, patience=10, **train_overrides),
+        seqs,
+        candidates,
+        torch.device("cpu"),
+        Artifacts(llm, pca, neighbours),
+    )
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
-@pytest.mark.parametrize("name, options", [("bce", {"negatives": 3}), ("gbce", {"negatives": 4}),
-                                           ("sampled_softmax", {"negatives": 8, "logq": True}), ("ce", {"ce_block": 7})])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("bce", {"negatives": 3}),
+        ("gbce", {"negatives": 4}),
+        ("sampled_softmax", {"negatives": 8, "logq": True}),
+        ("ce", {"ce_block": 7}),
+    ],
+)
 def test_every_loss_trains_every_backbone_plain_and_under_llmesr(backbone, name, options):
     for llmesr in (False, True):
         _, history = tiny_run(backbone, llmesr, epochs=1, loss=name, **options)

@@ -1,5 +1,6 @@
 """Table 1's competitors (LLMInit, CITIES, MELT, RLMRec): each one's distinguishing behaviour on
 tiny data, over the three backbones."""
+
 import copy
 
 import numpy as np
@@ -10,11 +11,13 @@ import torch
 from pipeline.data import TRAIN_CUT, Sequences
 from pipeline.models import METHODS, build_model, method_config, method_inputs, method_of
 from pipeline.models.cities import item_contexts
-from pipeline.models.melt import ItemTransfer, MELT, UserTransfer
+from pipeline.models.melt import MELT, ItemTransfer, UserTransfer
+from pipeline.models.method import Artifacts
 from pipeline.models.rlmrec import Alignment, Reconstruction
 from pipeline.models.terms import Batch, MicroBatch, TrainingData
 from pipeline.train import train, training_batch
-from test_models import LLM_DIM, N_ITEMS, model_options, tables, train_options
+
+from conftest import LLM_DIM, N_ITEMS, model_options, tables, train_options
 
 CPU = torch.device("cpu")
 BACKBONES = ["sasrec", "gru4rec", "bert4rec"]
@@ -30,8 +33,9 @@ def method_options(method, **sections):
 
 def sequences(lengths, seed=0):
     rng = np.random.default_rng(seed)
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, len(lengths) + 1), lengths),
-                          "item": rng.integers(1, N_ITEMS + 1, sum(lengths))})
+    frame = pl.DataFrame(
+        {"user": np.repeat(np.arange(1, len(lengths) + 1), lengths), "item": rng.integers(1, N_ITEMS + 1, sum(lengths))}
+    )
     return Sequences.from_interactions(frame, N_ITEMS)
 
 
@@ -44,7 +48,11 @@ def candidates_for(seqs):
 def test_method_names_and_what_they_read():
     assert method_of(model_options()) == "llmesr" and method_of(model_options(llmesr=False)) == "base"
     assert {name: sorted(method_inputs(method_options(name))) for name in ("llminit", "cities", "melt", "rlmrec")} == {
-        "llminit": ["pca_items"], "cities": ["base", "stats"], "melt": ["stats"], "rlmrec": ["llm_items", "llm_users"]}
+        "llminit": ["pca_items"],
+        "cities": ["base", "stats"],
+        "melt": ["stats"],
+        "rlmrec": ["llm_items", "llm_users"],
+    }
     assert set(METHODS) == {"base", "llmesr", "llminit", "cities", "melt", "rlmrec"}
 
 
@@ -67,12 +75,19 @@ def test_llminit_starts_from_the_pca_vectors_without_semantic_view_or_distillati
 
 
 def micro_batch(model, objective, seqs, rows, seed=0):
-    inputs, targets = training_batch(objective, seqs, rows, np.zeros(len(rows), bool), 20, np.random.default_rng(seed),
-                                     model.mask_token, 0.5)
+    inputs, targets = training_batch(
+        objective, seqs, rows, np.zeros(len(rows), bool), 20, np.random.default_rng(seed), model.mask_token, 0.5
+    )
     negatives = np.where(targets > 0, targets % N_ITEMS + 1, 0)
     batch = Batch(rows, inputs, targets, negatives)
-    micro = MicroBatch(rows, torch.arange(len(rows)), torch.from_numpy(inputs), torch.from_numpy(targets),
-                       model.sequence_states(torch.from_numpy(inputs)), torch.from_numpy(negatives))
+    micro = MicroBatch(
+        rows,
+        torch.arange(len(rows)),
+        torch.from_numpy(inputs),
+        torch.from_numpy(targets),
+        model.sequence_states(torch.from_numpy(inputs)),
+        torch.from_numpy(negatives),
+    )
     return batch, micro
 
 
@@ -135,7 +150,9 @@ def test_melt_recomputes_tail_item_rows_from_their_contexts_every_epoch(backbone
             with torch.no_grad():
                 contexts.append(super(MELT, as_before).sequence_states(seq)[0, -1])
     with torch.no_grad():
-        torch.testing.assert_close(after[item], model.item_transfer(torch.stack(contexts).mean(0)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            after[item], model.item_transfer(torch.stack(contexts).mean(0)), rtol=1e-4, atol=1e-5
+        )
     # a second epoch recomputes them from the model as it is then
     with torch.no_grad():
         model.item_transfer.bias.add_(1.0)
@@ -152,7 +169,10 @@ def test_melt_branches_give_gradients_to_their_transfers(backbone):
     model = build_model(backbone, options, N_ITEMS, thresholds=thresholds).train()
     data = TrainingData(seqs, 20, CPU, 10, thresholds=thresholds)
     config = method_config("melt", options)
-    for term, transfer in ((UserTransfer(config, 6, 20), model.user_transfer), (ItemTransfer(config, data), model.item_transfer)):
+    for term, transfer in (
+        (UserTransfer(config, 6, 20), model.user_transfer),
+        (ItemTransfer(config, data), model.item_transfer),
+    ):
         batch, micro = micro_batch(model, OBJECTIVES[backbone], seqs, np.arange(8))
         term.begin_epoch(model, 3)
         value = term.loss(model, micro, term.prepare(model, batch))
@@ -171,7 +191,11 @@ def test_rlmrec_alignment_reads_the_semantic_vectors(backbone):
     options = method_options("rlmrec")
     model = build_model(backbone, options, N_ITEMS, llm).eval()
     values = []
-    for item_vectors, user_vectors in ((llm.numpy(), users), (llm.numpy() * -1, users), (llm.numpy(), users[::-1].copy())):
+    for item_vectors, user_vectors in (
+        (llm.numpy(), users),
+        (llm.numpy() * -1, users),
+        (llm.numpy(), users[::-1].copy()),
+    ):
         data = TrainingData(seqs, 20, CPU, 10, llm_items=item_vectors, llm_users=user_vectors)
         term = Alignment(method_config("rlmrec", options), data)
         torch.manual_seed(0)
@@ -193,7 +217,9 @@ def test_rlmrec_alignment_is_a_cosine_infonce_written_out():
     options = method_options("rlmrec")
     torch.manual_seed(0)
     model = build_model("gru4rec", options, N_ITEMS, llm).eval()
-    term = Alignment(method_config("rlmrec", options), TrainingData(seqs, 20, CPU, 10, llm_items=llm.numpy(), llm_users=users))
+    term = Alignment(
+        method_config("rlmrec", options), TrainingData(seqs, 20, CPU, 10, llm_items=llm.numpy(), llm_users=users)
+    )
     batch, micro = micro_batch(model, "last_item", seqs, np.arange(3))
     got = term.loss(model, micro, term.prepare(model, batch))
 
@@ -205,8 +231,11 @@ def test_rlmrec_alignment_is_a_cosine_infonce_written_out():
     expected = nce(micro.states[:, -1], project(torch.from_numpy(users)), torch.arange(3))
     for ids in (batch.targets[batch.targets > 0], batch.negatives[batch.negatives > 0]):
         distinct = np.unique(ids)
-        expected = expected + nce(model.item_embedding(torch.from_numpy(ids)), project(llm[distinct - 1]),
-                                  torch.from_numpy(np.searchsorted(distinct, ids)))
+        expected = expected + nce(
+            model.item_embedding(torch.from_numpy(ids)),
+            project(llm[distinct - 1]),
+            torch.from_numpy(np.searchsorted(distinct, ids)),
+        )
     torch.testing.assert_close(got, expected)
 
 
@@ -219,8 +248,9 @@ def test_rlmrec_generative_masks_items_and_reconstructs_their_semantic_vectors(b
     model = build_model(backbone, options, N_ITEMS, llm).train()
     data = TrainingData(seqs, 20, CPU, 10, llm_items=llm.numpy())
     term = Reconstruction(method_config("rlmrec", options), data)
-    inputs, targets = training_batch(OBJECTIVES[backbone], seqs, np.arange(6), np.zeros(6, bool), 20,
-                                     np.random.default_rng(0), model.mask_token, 0.5)
+    inputs, targets = training_batch(
+        OBJECTIVES[backbone], seqs, np.arange(6), np.zeros(6, bool), 20, np.random.default_rng(0), model.mask_token, 0.5
+    )
     n_masked = term.prepare(model, Batch(np.arange(6), inputs, targets, None))
     assert n_masked > 0 and model.masked[0] == False  # noqa: E712
     masked_ids = torch.nonzero(model.masked).flatten()
@@ -234,7 +264,9 @@ def test_rlmrec_generative_masks_items_and_reconstructs_their_semantic_vectors(b
     value.backward()
     assert value.item() > 0 and model.model_to_semantic[0].weight.grad.abs().sum() > 0
     model.eval()  # no masking at inference
-    torch.testing.assert_close(model.embed_items(torch.from_numpy(inputs)), model.item_embedding(torch.from_numpy(inputs)))
+    torch.testing.assert_close(
+        model.embed_items(torch.from_numpy(inputs)), model.item_embedding(torch.from_numpy(inputs))
+    )
 
 
 def test_cities_contexts_hide_the_item_within_its_window():
@@ -256,11 +288,21 @@ def test_cities_changes_only_tail_item_rows_and_leaves_the_backbone_untouched(ba
     ts_item = int(np.median(popularity[popularity > 0]))
     torch.manual_seed(0)
     base = build_model(backbone, model_options(llmesr=False), N_ITEMS).state_dict()
-    options = method_options("cities", cities={"heads": 2, "items_per_step": 8, "warmup_steps": 2, "max_epochs": 3,
-                                               "held_out": 0.2})
-    state, history = train(backbone, options, train_options(seed=0, max_epochs=3, patience=3), seqs, candidates_for(seqs),
-                           CPU, thresholds={"ts_user": 5, "ts_item": ts_item}, base_state=base)
-    assert history["epochs_run"] >= 1 and all(e["inference_loss"] > 0 and e["held_out_mse"] > 0 for e in history["epochs"])
+    options = method_options(
+        "cities", cities={"heads": 2, "items_per_step": 8, "warmup_steps": 2, "max_epochs": 3, "held_out": 0.2}
+    )
+    state, history = train(
+        backbone,
+        options,
+        train_options(seed=0, max_epochs=3, patience=3),
+        seqs,
+        candidates_for(seqs),
+        CPU,
+        Artifacts(stats={"ts_user": 5, "ts_item": ts_item}, base=base),
+    )
+    assert history["epochs_run"] >= 1 and all(
+        e["inference_loss"] > 0 and e["held_out_mse"] > 0 for e in history["epochs"]
+    )
     assert "valid_NDCG@10" in history["epochs"][-1]  # the substituted model, validated once
     for name, value in base.items():
         if name == "item_embedding.weight":
@@ -282,9 +324,15 @@ def test_each_joint_method_trains_deterministically(method, backbone):
     users = np.random.default_rng(7).normal(size=(seqs.n_users, LLM_DIM)).astype(np.float32)
     runs = []
     for _ in range(2):
-        state, history = train(backbone, method_options(method), train_options(seed=1, max_epochs=2, patience=2), seqs,
-                               candidates_for(seqs), CPU, llm, pca, llm_users=users,
-                               thresholds={"ts_user": 8, "ts_item": 4})
+        state, history = train(
+            backbone,
+            method_options(method),
+            train_options(seed=1, max_epochs=2, patience=2),
+            seqs,
+            candidates_for(seqs),
+            CPU,
+            Artifacts(llm, pca, llm_users=users, stats={"ts_user": 8, "ts_item": 4}),
+        )
         runs.append((state, history))
     strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h["epochs"]]
     assert strip(runs[0][1]) == strip(runs[1][1])
@@ -306,7 +354,8 @@ def test_cities_context_encoding_cuts_only_all_padding_columns():
         got = function.encode(contexts, table)
         # written out over all 9 columns, padding keys masked and left out of the mean
         vectors = torch.where((contexts < 0).unsqueeze(-1), function.mask_vector, table[contexts.clamp(min=0)])
-        encoded = function.contexts(vectors * function.position_weight + function.positions,
-                                    src_key_padding_mask=contexts == 0)
+        encoded = function.contexts(
+            vectors * function.position_weight + function.positions, src_key_padding_mask=contexts == 0
+        )
         keep = (contexts != 0).unsqueeze(-1).float()
         torch.testing.assert_close(got, (encoded * keep).sum(1) / keep.sum(1))

@@ -27,15 +27,22 @@ def test_hr_and_ndcg_by_hand():
     hr, ndcg = hr_ndcg(np.array([0, 2, 1]), k=2)
     assert hr == pytest.approx(2 / 3)
     assert ndcg == pytest.approx((1 / math.log2(2) + 1 / math.log2(3)) / 3)
-    assert hr_ndcg(np.array([0, 2, 1]), k=3) == (pytest.approx(1.0), pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(3)) / 3))
+    assert hr_ndcg(np.array([0, 2, 1]), k=3) == (
+        pytest.approx(1.0),
+        pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(3)) / 3),
+    )
 
 
 def test_groups_and_empty_group():
     ranks = np.array([0, 5, 20, 1])
     masks = group_masks(np.array([True, True, False, False]), np.zeros(4, dtype=bool))
     result = group_metrics(ranks, masks, [10])
-    assert result["overall"] == {"n": 4, "HR@10": 0.75, "NDCG@10": pytest.approx((1 + 1 / math.log2(7) + 1 / math.log2(3)) / 4),
-                                 "MRR@10": pytest.approx((1 + 1 / 6 + 1 / 2) / 4)}
+    assert result["overall"] == {
+        "n": 4,
+        "HR@10": 0.75,
+        "NDCG@10": pytest.approx((1 + 1 / math.log2(7) + 1 / math.log2(3)) / 4),
+        "MRR@10": pytest.approx((1 + 1 / 6 + 1 / 2) / 4),
+    }
     assert result["tail_user"]["n"] == 2 and result["tail_user"]["HR@10"] == 1.0
     assert result["head_user"]["HR@10"] == 0.5
     assert result["tail_item"] == {"n": 0, "HR@10": None, "NDCG@10": None, "MRR@10": None}
@@ -83,12 +90,20 @@ def test_a_saturated_user_is_named_or_left_out_of_evaluation():
 
     seqs = sequences()  # user 1 has seen 6 of the 9 items, user 2 only 2
     targets = seqs.targets(np.arange(2), 1)
-    with pytest.raises(DataError, match=r"1 user\(s\) have not seen that many of the 9 items: alice \(3 unseen\)\. "
-                                        r"Set eval.saturated: drop"):
+    with pytest.raises(
+        DataError,
+        match=r"1 user\(s\) have not seen that many of the 9 items: alice \(3 unseen\)\. "
+        r"Set eval.saturated: drop",
+    ):
         sample_candidates(seqs, targets, 4, np.random.default_rng(0), user_names=np.array(["alice", "bob"]))
     cands = sample_candidates(seqs, targets, 4, np.random.default_rng(0), saturated="drop")
     assert cands[0].tolist() == [6, 0, 0, 0, 0] and (cands[1, 1:] > 0).all()
     assert evaluated_users(cands).tolist() == [False, True]
     masks = group_masks(np.array([True, True]), np.array([False, True]), evaluated_users(cands))
-    assert {name: int(mask.sum()) for name, mask in masks.items()} == \
-        {"overall": 1, "tail_item": 1, "head_item": 0, "tail_user": 1, "head_user": 0}
+    assert {name: int(mask.sum()) for name, mask in masks.items()} == {
+        "overall": 1,
+        "tail_item": 1,
+        "head_item": 0,
+        "tail_user": 1,
+        "head_user": 0,
+    }

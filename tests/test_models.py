@@ -4,34 +4,15 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-import yaml
 
-from conftest import REPO
 from pipeline.data import Sequences
-from pipeline.models import build_model
 from pipeline.losses import bce_loss
+from pipeline.models import build_model
 from pipeline.models.llmesr import SelfDistillation, cached_representations, cached_teacher, distillation_teacher
+from pipeline.models.method import Artifacts
 from pipeline.train import accumulate_gradients, length_groups, train, training_batch
 
-N_ITEMS, LLM_DIM = 30, 24
-
-
-def model_options(llmesr=True, **overrides):
-    options = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
-    options.update({"hidden_size": 8, "max_len": 20, **overrides})
-    options["llmesr"]["enabled"] = llmesr
-    return options
-
-
-def train_options(**overrides):
-    options = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
-    return {**options, "lr": 0.01, "batch_size": 8, **overrides}
-
-
-def tables(seed=0):
-    rng = np.random.default_rng(seed)
-    return torch.from_numpy(rng.normal(size=(N_ITEMS, LLM_DIM)).astype(np.float32)), \
-        torch.from_numpy(rng.normal(size=(N_ITEMS, 8)).astype(np.float32))
+from conftest import N_ITEMS, model_options, tables, train_options, user_sequences
 
 
 def llmesr_model(**overrides):
@@ -87,13 +68,6 @@ def test_extra_padding_changes_nothing(llmesr):
     torch.testing.assert_close(model.sequence_states(tight)[:, -1], model.sequence_states(padded)[:, -1])
 
 
-def user_sequences(n_users=12, length=8, seed=0):
-    rng = np.random.default_rng(seed)
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), length),
-                          "item": rng.integers(1, N_ITEMS + 1, n_users * length)})
-    return Sequences.from_interactions(frame, N_ITEMS)
-
-
 def test_distillation_teacher_is_the_mean_of_the_neighbours():
     model = llmesr_model(dropout=0.0)
     seqs = user_sequences()
@@ -110,27 +84,37 @@ def test_distillation_uses_the_retrieved_users():
     seqs = user_sequences()
     student = model.sequence_states(torch.from_numpy(seqs.padded(np.array([0]), 3, 20)))[:, -1]
     cached = cached_representations(model, seqs, 20, torch.device("cpu"))
-    for make_teacher in (lambda n: distillation_teacher(model, seqs, n, 20, torch.device("cpu")),
-                         lambda n: cached_teacher(cached, seqs, n)):
+    for make_teacher in (
+        lambda n: distillation_teacher(model, seqs, n, 20, torch.device("cpu")),
+        lambda n: cached_teacher(cached, seqs, n),
+    ):
         losses = []
         for neighbours in (np.array([[1, 2, 3]]), np.array([[4, 5, 6]])):
             teacher, _ = make_teacher(neighbours)
             losses.append(torch.nn.functional.mse_loss(student, teacher).item())
         assert losses[0] != pytest.approx(losses[1])
     # the cache holds each user's representation of its training input, as the batch teacher computes it
-    torch.testing.assert_close(cached_teacher(cached, seqs, np.array([[1, 2]]))[0],
-                               distillation_teacher(model, seqs, np.array([[1, 2]]), 20, torch.device("cpu"))[0])
+    torch.testing.assert_close(
+        cached_teacher(cached, seqs, np.array([[1, 2]]))[0],
+        distillation_teacher(model, seqs, np.array([[1, 2]]), 20, torch.device("cpu"))[0],
+    )
 
 
 def test_training_is_deterministic_and_uses_distillation():
     seqs = user_sequences(n_users=20, length=10)
     rng = np.random.default_rng(1)
-    candidates = np.concatenate([seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1)
+    candidates = np.concatenate(
+        [seqs.targets(np.arange(20), 2)[:, None], rng.integers(1, N_ITEMS + 1, (20, 5))], axis=1
+    )
     llm, pca = (t.numpy() for t in tables())
     neighbours = np.stack([np.roll(np.arange(1, 21), -i)[1:11] for i in range(20)]).astype(np.int32)
     options = train_options(seed=3, max_epochs=3, patience=5)
-    runs = [train("sasrec", model_options(), options, seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
-            for _ in range(2)]
+    runs = [
+        train(
+            "sasrec", model_options(), options, seqs, candidates, torch.device("cpu"), Artifacts(llm, pca, neighbours)
+        )
+        for _ in range(2)
+    ]
     strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h["epochs"]]
     assert strip(runs[0][1]) == strip(runs[1][1])
     assert all(e["distill_loss"] > 0 for e in runs[0][1]["epochs"])
@@ -181,8 +165,15 @@ def test_epoch_cache_teacher_trains_and_differs_from_the_exact_one():
     for teacher in ("batch", "epoch_cache"):
         options = model_options()
         options["llmesr"]["teacher"] = teacher
-        _, history = train("sasrec", options, train_options(seed=3, max_epochs=2),
-                           seqs, candidates, torch.device("cpu"), llm, pca, neighbours)
+        _, history = train(
+            "sasrec",
+            options,
+            train_options(seed=3, max_epochs=2),
+            seqs,
+            candidates,
+            torch.device("cpu"),
+            Artifacts(llm, pca, neighbours),
+        )
         losses[teacher] = [e["distill_loss"] for e in history["epochs"]]
     assert all(v > 0 for v in losses["epoch_cache"]) and losses["epoch_cache"] != losses["batch"]
 
@@ -193,31 +184,43 @@ def test_length_groups_cut_where_the_padded_area_is_smallest():
     assert [sorted(lengths[g].tolist()) for g in groups] == [[1, 1, 1, 3], [10, 10], [200]]  # area 4*3 + 2*10 + 200
     assert sorted(np.concatenate(groups).tolist()) == list(range(7))  # every row exactly once
     # two groups: {1,2,3,4} + {100} pads to 4*4 + 100 = 116, less than {1,2,3} + {4,100} (9 + 200)
-    assert [lengths.tolist() for lengths in (np.array([4, 100, 1, 3, 2])[g] for g in length_groups(np.array([4, 100, 1, 3, 2]), 2))] \
-        == [[1, 2, 3, 4], [100]]
+    assert [
+        lengths.tolist()
+        for lengths in (np.array([4, 100, 1, 3, 2])[g] for g in length_groups(np.array([4, 100, 1, 3, 2]), 2))
+    ] == [[1, 2, 3, 4], [100]]
     assert len(length_groups(lengths, 1)) == 1 and len(length_groups(lengths, 1)[0]) == 7
     assert len(length_groups(np.array([5, 5, 2, 2]), 4)) == 2  # no more groups than distinct lengths
 
 
-@pytest.mark.parametrize("backbone,objective", [("sasrec", "next_item"), ("gru4rec", "last_item"), ("bert4rec", "masked")])
+@pytest.mark.parametrize(
+    "backbone,objective", [("sasrec", "next_item"), ("gru4rec", "last_item"), ("bert4rec", "masked")]
+)
 def test_micro_batches_of_similar_length_give_the_whole_batch_gradient(backbone, objective):
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, 9), [4, 19, 5, 7, 4, 12, 6, 4]),
-                          "item": np.random.default_rng(0).integers(1, N_ITEMS + 1, 61)})
+    frame = pl.DataFrame(
+        {
+            "user": np.repeat(np.arange(1, 9), [4, 19, 5, 7, 4, 12, 6, 4]),
+            "item": np.random.default_rng(0).integers(1, N_ITEMS + 1, 61),
+        }
+    )
     seqs = Sequences.from_interactions(frame, N_ITEMS)
     rows = np.arange(8)
     torch.manual_seed(0)
     llm, pca = tables()
     model = build_model(backbone, model_options(), N_ITEMS, llm, pca).eval()  # eval: no dropout noise to compare
-    inputs, targets = training_batch(objective, seqs, rows, np.zeros(8, bool), 20, np.random.default_rng(1),
-                                     model.mask_token, 0.5)
+    inputs, targets = training_batch(
+        objective, seqs, rows, np.zeros(8, bool), 20, np.random.default_rng(1), model.mask_token, 0.5
+    )
     negatives = np.where(targets > 0, (targets % N_ITEMS) + 1, 0)
-    teacher = (torch.randn(8, model.sequence_states(torch.from_numpy(inputs[:1])).shape[-1]),
-               torch.tensor([True, False, True, True, False, True, True, True]))
+    teacher = (
+        torch.randn(8, model.sequence_states(torch.from_numpy(inputs[:1])).shape[-1]),
+        torch.tensor([True, False, True, True, False, True, True, True]),
+    )
     results = {}
     for groups in (1, 3):
         model.zero_grad(set_to_none=True)
-        total, rec, parts = accumulate_gradients(model, inputs, targets, negatives,
-                                                 [(SelfDistillation(0.1, None), teacher)], groups, torch.device("cpu"))
+        total, rec, parts = accumulate_gradients(
+            model, inputs, targets, negatives, [(SelfDistillation(0.1, None), teacher)], groups, torch.device("cpu")
+        )
         losses = (total, rec, parts["distill"])
         results[groups] = losses, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     assert len(length_groups((inputs > 0).sum(1), 3)) == 3

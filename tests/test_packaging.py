@@ -1,4 +1,5 @@
 """The conda env file mirrors pyproject's pins; torch stays pinned exactly."""
+
 import re
 import tomllib
 
@@ -31,14 +32,15 @@ def test_ci_runs_the_readme_test_command():
 
 
 def rule_threads():
-    """{rule name: threads} read from rules/*.smk (None: no `threads:`; rules/embed.smk defines
-    `embed` twice, as the encoder or as the shards' merge, and the encoder's count is kept)."""
+    """{rule name: threads} read from rules/*.smk (None: no `threads:`; a rule made with `use rule
+    X as Y` has X's unless it sets its own; rules/embed.smk defines `embed` twice, as the encoder
+    or as the shards' merge, and the encoder's count is kept)."""
     threads, current = {}, None
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for line in smk.read_text().splitlines():
-            if m := re.match(r"\s*(?:rule (\w+):|use rule \w+ as (\w+))", line):
-                current = m.group(1) or m.group(2)
-                threads.setdefault(current, None)
+            if m := re.match(r"\s*(?:rule (\w+):|use rule (\w+) as (\w+))", line):
+                current = m.group(1) or m.group(3)
+                threads.setdefault(current, threads.get(m.group(2)))
             elif (m := re.match(r"\s*threads: (\d+)$", line)) and current:
                 threads[current] = int(m.group(1))
     return threads

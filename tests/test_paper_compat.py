@@ -1,5 +1,6 @@
 """The authors' exact computation (`model.paper_compat` and the switches it sets), and the
 cross-attention that is causal only where the objective needs it."""
+
 import math
 
 import numpy as np
@@ -8,12 +9,14 @@ import pytest
 import torch
 
 from pipeline.data import Sequences
-from pipeline.scoring import user_vectors
 from pipeline.models import PAPER_COMPAT, build_model, effective_options
 from pipeline.models.layers import Dropout
 from pipeline.models.llmesr import SelfDistillation, usable_neighbours
+from pipeline.models.method import Artifacts
+from pipeline.scoring import user_vectors
 from pipeline.train import accumulate_gradients, training_batch, training_users
-from test_models import N_ITEMS, model_options, tables
+
+from conftest import N_ITEMS, model_options, tables
 
 CPU = torch.device("cpu")
 
@@ -43,8 +46,10 @@ def cross_attention_output(model, seq):
     return captured["out"]
 
 
-@pytest.mark.parametrize("backbone, causal, earlier_outputs_fixed", [
-    ("sasrec", True, True), ("sasrec", False, False), ("gru4rec", True, False), ("bert4rec", True, False)])
+@pytest.mark.parametrize(
+    "backbone, causal, earlier_outputs_fixed",
+    [("sasrec", True, True), ("sasrec", False, False), ("gru4rec", True, False), ("bert4rec", True, False)],
+)
 def test_cross_attention_is_causal_only_for_sasrec_under_causal(backbone, causal, earlier_outputs_fixed):
     model = built(backbone, causal=causal, dropout=0.0).eval()
     seq = torch.tensor([[3, 5, 7, 9, 11]])
@@ -60,8 +65,9 @@ def authors_sasrec(model, seq):
     valid = seq > 0
     keep = valid.unsqueeze(-1).to(torch.float64)
     x = (model.item_embedding(seq) * math.sqrt(d) + model.inputs.position(valid.long().cumsum(1) * valid)) * keep
-    for norm, attention, forward_norm, feed_forward in zip(encoder.attention_norms, encoder.attentions,
-                                                           encoder.forward_norms, encoder.forwards):
+    for norm, attention, forward_norm, feed_forward in zip(
+        encoder.attention_norms, encoder.attentions, encoder.forward_norms, encoder.forwards
+    ):
         queries = norm(x)
         keys, values = attention.key_value(x).split(d, dim=-1)
         weights = (attention.query(queries) @ keys.transpose(1, 2) / math.sqrt(d)).softmax(-1)
@@ -77,7 +83,9 @@ def test_attended_padding_is_the_authors_unmasked_attention_over_max_len():
         padded = torch.nn.functional.pad(trimmed, (20 - 5, 0))  # max_len 20, as the authors' batches
         expected = authors_sasrec(model, padded)
         torch.testing.assert_close(model.sequence_states(padded), expected)
-        torch.testing.assert_close(model.sequence_states(trimmed), expected[:, -5:])  # the padding it is not shown counts
+        torch.testing.assert_close(
+            model.sequence_states(trimmed), expected[:, -5:]
+        )  # the padding it is not shown counts
     finally:
         torch.set_default_dtype(torch.float32)
 
@@ -90,8 +98,10 @@ def test_attended_representation_depends_on_the_padding_masked_does_not(backbone
     for padding in ("masked", "attended"):
         short = with_nonzero_biases(built(backbone, llmesr, padding=padding, max_len=6, dropout=0.0)).eval()
         long = built(backbone, llmesr, padding=padding, max_len=40, dropout=0.0).eval()
-        weights = {k: v[: long.state_dict()[k].shape[0]] if k.endswith("position.weight") else v
-                   for k, v in short.state_dict().items()}
+        weights = {
+            k: v[: long.state_dict()[k].shape[0]] if k.endswith("position.weight") else v
+            for k, v in short.state_dict().items()
+        }
         long_weights = long.state_dict()
         if "inputs.position.weight" in weights:  # the longer table shares the rows the short one has
             long_weights["inputs.position.weight"][:7] = weights.pop("inputs.position.weight")
@@ -138,7 +148,9 @@ def test_paper_compat_sets_exactly_the_preset():
     changed = {k for k in effective if effective[k] != options[k]}
     assert changed == set(PAPER_COMPAT)  # nothing outside the preset moves
     for section in ("bert4rec", "llmesr"):
-        assert {k for k in effective[section] if effective[section][k] != options[section][k]} == set(PAPER_COMPAT[section])
+        assert {k for k in effective[section] if effective[section][k] != options[section][k]} == set(
+            PAPER_COMPAT[section]
+        )
     spelled_out = model_options(causal=False, padding="attended", single_item_users="keep")
     spelled_out["bert4rec"]["scoring_positions"] = "shifted"
     spelled_out["llmesr"].update(teacher="batch", student="second_pass")
@@ -155,21 +167,28 @@ def test_paper_compat_sets_exactly_the_preset():
 def test_the_authorscache_variant_is_the_preset_but_the_teacher():
     import yaml
 
+    from pipeline.schema import deep_merge, variant_parts
+
     from conftest import REPO
-    from pipeline.schema import deep_merge
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model = model_options()
-    authors = effective_options(deep_merge(model, config["variants"]["authors"]))
-    cached = effective_options(deep_merge(model, config["variants"]["authorscache"]))
+    authors = effective_options(deep_merge(model, variant_parts(config["variants"]["authors"])[0]))
+    cached = effective_options(deep_merge(model, variant_parts(config["variants"]["authorscache"])[0]))
     assert cached["llmesr"]["teacher"] == "epoch_cache" and authors["llmesr"]["teacher"] == "batch"
     cached["llmesr"]["teacher"] = "batch"
-    assert {k: v for k, v in cached.items() if k != "paper_compat"} == {k: v for k, v in authors.items() if k != "paper_compat"}
+    assert {k: v for k, v in cached.items() if k != "paper_compat"} == {
+        k: v for k, v in authors.items() if k != "paper_compat"
+    }
 
 
 def sequences(lengths, seed=0):
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, len(lengths) + 1), lengths),
-                          "item": np.random.default_rng(seed).integers(1, N_ITEMS + 1, sum(lengths))})
+    frame = pl.DataFrame(
+        {
+            "user": np.repeat(np.arange(1, len(lengths) + 1), lengths),
+            "item": np.random.default_rng(seed).integers(1, N_ITEMS + 1, sum(lengths)),
+        }
+    )
     return Sequences.from_interactions(frame, N_ITEMS)
 
 
@@ -193,10 +212,11 @@ def test_batches_are_max_len_wide_when_attended():
     last_only = np.ones(3, bool)  # masked training without random draws, so both widths compare
     for objective in ("next_item", "last_item", "masked"):
         narrow, _ = training_batch(objective, seqs, rows, last_only, 20, np.random.default_rng(0), N_ITEMS + 1, 0.5)
-        wide, _ = training_batch(objective, seqs, rows, last_only, 20, np.random.default_rng(0), N_ITEMS + 1, 0.5,
-                                 full_width=True)
+        wide, _ = training_batch(
+            objective, seqs, rows, last_only, 20, np.random.default_rng(0), N_ITEMS + 1, 0.5, full_width=True
+        )
         assert wide.shape == (3, 20) and narrow.shape[1] < 20
-        np.testing.assert_array_equal(wide[:, -narrow.shape[1]:], narrow)
+        np.testing.assert_array_equal(wide[:, -narrow.shape[1] :], narrow)
         assert (wide[:, : 20 - narrow.shape[1]] == 0).all()
 
 
@@ -204,11 +224,21 @@ def test_shifted_scoring_positions_move_only_users_of_max_len_or_more():
     seqs = sequences([25, 21, 20, 8])  # test inputs of 24, 20, 19 and 7 items at max_len 20
     rows = np.arange(4)
     trained = built("bert4rec", llmesr=False, dropout=0.0).eval()
-    shifted = built("bert4rec", llmesr=False, dropout=0.0, bert4rec={"num_blocks": 2, "num_heads": 1, "mask_prob": 0.6,
-                                                                      "scoring_positions": "shifted"}).eval()
+    shifted = built(
+        "bert4rec",
+        llmesr=False,
+        dropout=0.0,
+        bert4rec={"num_blocks": 2, "num_heads": 1, "mask_prob": 0.6, "scoring_positions": "shifted"},
+    ).eval()
     assert shifted.inputs.position.num_embeddings == trained.inputs.position.num_embeddings + 1
-    shifted.load_state_dict({**trained.state_dict(), "inputs.position.weight": torch.cat(
-        [trained.inputs.position.weight, shifted.inputs.position.weight[-1:]]).detach()})
+    shifted.load_state_dict(
+        {
+            **trained.state_dict(),
+            "inputs.position.weight": torch.cat(
+                [trained.inputs.position.weight, shifted.inputs.position.weight[-1:]]
+            ).detach(),
+        }
+    )
     with torch.no_grad():
         ours, theirs = (user_vectors(m, seqs, rows, 1, 20, CPU) for m in (trained, shifted))
     moved = ~torch.isclose(ours, theirs).all(dim=1)
@@ -233,8 +263,9 @@ def test_second_student_pass_draws_its_own_dropout():
         for second in (False, True):
             torch.manual_seed(5)
             calls.clear()
-            total, rec, parts = accumulate_gradients(model, inputs, targets, negatives,
-                                                     [(SelfDistillation(0.1, None, second), teacher)], 1, CPU)
+            total, rec, parts = accumulate_gradients(
+                model, inputs, targets, negatives, [(SelfDistillation(0.1, None, second), teacher)], 1, CPU
+            )
             losses[second] = (total, rec, parts["distill"])
             assert len(calls) == 1 + second
         assert losses[True][1] == losses[False][1]  # the recommendation term is the first pass's
@@ -262,10 +293,18 @@ def test_authors_mode_trains_with_dropout_and_every_switch():
     llm, pca = (t.numpy() for t in tables())
     options = model_options(paper_compat=True)
     options["llmesr"]["num_similar_users"] = 3
-    from test_models import train_options
+    from conftest import train_options
+
     for backbone in ("sasrec", "gru4rec", "bert4rec"):
-        state, history = train(backbone, options, train_options(seed=0, max_epochs=2), seqs, candidates, CPU, llm, pca,
-                               neighbours)
+        state, history = train(
+            backbone,
+            options,
+            train_options(seed=0, max_epochs=2),
+            seqs,
+            candidates,
+            CPU,
+            Artifacts(llm, pca, neighbours),
+        )
         assert all(math.isfinite(e["loss"]) and e["distill_loss"] > 0 for e in history["epochs"]), backbone
         if backbone != "bert4rec":  # the ID table's padding row trains under attended padding
             assert backbone == "sasrec" or torch.count_nonzero(state["id_embedding.weight"][0]) > 0

@@ -4,9 +4,14 @@ import pytest
 from pipeline.datasets import DataError
 from pipeline.prompts import TokenWindow, item_prompts, recent_items_that_fit, user_item_column, user_prompts
 
-ITEMS = pl.DataFrame({
-    "item": [1, 2, 3], "original_id": ["x", "y", "z"], "title": ["Bee", "", "Ant"], "year": ["2001", "2002", ""],
-})
+ITEMS = pl.DataFrame(
+    {
+        "item": [1, 2, 3],
+        "original_id": ["x", "y", "z"],
+        "title": ["Bee", "", "Ant"],
+        "year": ["2001", "2002", ""],
+    }
+)
 # User 1 saw 1 2 3 1 2: the last two (validation and test targets) stay out of the prompt.
 INTERACTIONS = pl.DataFrame({"user": [1, 1, 1, 1, 1, 2, 2, 2], "item": [1, 2, 3, 1, 2, 3, 3, 1]})
 
@@ -14,7 +19,9 @@ INTERACTIONS = pl.DataFrame({"user": [1, 1, 1, 1, 1, 2, 2, 2], "item": [1, 2, 3,
 def test_item_prompt_fills_template_and_marks_missing_values():
     prompts = item_prompts(ITEMS, "name is {title}; year is {year}.", "unknown", 4096)
     assert prompts["text"].to_list() == [
-        "name is Bee; year is 2001.", "name is unknown; year is 2002.", "name is Ant; year is unknown."
+        "name is Bee; year is 2001.",
+        "name is unknown; year is 2002.",
+        "name is Ant; year is unknown.",
     ]
 
 
@@ -88,6 +95,6 @@ def test_user_prompts_fit_the_default_encoders_window_with_its_own_tokenizer():
     [kept] = recent_items_that_fit(template, [titles], window)
     assert 0 < kept < 60
     fitted = template.format(items=", ".join(titles[-kept:]))
-    one_more = template.format(items=", ".join(titles[-kept - 1:]))
+    one_more = template.format(items=", ".join(titles[-kept - 1 :]))
     assert window.count([fitted])[0] <= 256 < window.count([one_more])[0]
     assert fitted.endswith("number 59 with a fairly long descriptive title \nplease conclude the user's perference.")

@@ -1,4 +1,5 @@
 """Property tests (hypothesis) for the ingestion parsers and the metric functions."""
+
 import json
 
 import numpy as np
@@ -29,12 +30,15 @@ def canonical_histories(spec):
 def test_sequences_format_round_trips(tmp_path, data):
     (tmp_path / "s.txt").write_text("".join(f"{u} {' '.join(items)}\n" for u, items in data.items()))
     (tmp_path / "i.tsv").write_text("item_id\ttitle\n")
-    result, interactions = canonical_histories({"format": "sequences", "sequences": str(tmp_path / "s.txt"),
-                                                "items": str(tmp_path / "i.tsv")})
+    result, interactions = canonical_histories(
+        {"format": "sequences", "sequences": str(tmp_path / "s.txt"), "items": str(tmp_path / "i.tsv")}
+    )
     assert result == data
     # ids are contiguous and numbered by first appearance
     assert interactions["user"].unique(maintain_order=True).to_list() == list(range(1, len(data) + 1))
-    assert interactions["item"].unique(maintain_order=True).to_list() == list(range(1, interactions["item"].n_unique() + 1))
+    assert interactions["item"].unique(maintain_order=True).to_list() == list(
+        range(1, interactions["item"].n_unique() + 1)
+    )
 
 
 @fixture
@@ -48,11 +52,13 @@ def test_llmesr_format_round_trips(tmp_path, data):
 @fixture
 @given(st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]), token, st.integers(0, 5)), min_size=1, max_size=40))
 def test_json_reviews_come_out_in_time_order_with_ties_in_file_order(tmp_path, rows):
-    (tmp_path / "r.json").write_text("".join(json.dumps({"reviewerID": u, "asin": i, "unixReviewTime": t}) + "\n"
-                                             for u, i, t in rows))
+    (tmp_path / "r.json").write_text(
+        "".join(json.dumps({"reviewerID": u, "asin": i, "unixReviewTime": t}) + "\n" for u, i, t in rows)
+    )
     (tmp_path / "m.json").write_text("{}\n")
-    result, _ = canonical_histories({"format": "amazon2018", "reviews": str(tmp_path / "r.json"),
-                                     "meta": str(tmp_path / "m.json")})
+    result, _ = canonical_histories(
+        {"format": "amazon2018", "reviews": str(tmp_path / "r.json"), "meta": str(tmp_path / "m.json")}
+    )
     expected = {}
     for user, item, _ in sorted(rows, key=lambda r: r[2]):  # sorted() is stable: ties keep file order
         expected.setdefault(user, []).append(item)

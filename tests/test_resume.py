@@ -1,4 +1,5 @@
 """A training job killed mid-way and started again ends exactly where an uninterrupted run does."""
+
 import json
 import os
 import signal
@@ -7,18 +8,23 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import polars as pl
+import pytest
 import torch
-import yaml
+
+from pipeline.config import default_config
 
 from conftest import REPO
 
 
 def write_inputs(folder, n_users=500, n_items=60, length=25):
     rng = np.random.default_rng(0)
-    frame = pl.DataFrame({"user": np.repeat(np.arange(1, n_users + 1), length).astype(np.int32),
-                          "item": rng.integers(1, n_items + 1, n_users * length).astype(np.int32)})
+    frame = pl.DataFrame(
+        {
+            "user": np.repeat(np.arange(1, n_users + 1), length).astype(np.int32),
+            "item": rng.integers(1, n_items + 1, n_users * length).astype(np.int32),
+        }
+    )
     frame.write_parquet(folder / "interactions.parquet")
     pl.DataFrame({"item": np.arange(1, n_items + 1, dtype=np.int32)}).write_parquet(folder / "items.parquet")
     targets = frame.group_by("user", maintain_order=True).agg(pl.col("item").get(length - 2))["item"].to_numpy()
@@ -27,14 +33,39 @@ def write_inputs(folder, n_users=500, n_items=60, length=25):
 
 
 def train_command(folder, out, max_epochs=6):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    model = {**config["model"], "hidden_size": 32, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
+    config = default_config()
+    model = {
+        **config["model"],
+        "hidden_size": 32,
+        "max_len": 20,
+        "llmesr": {**config["model"]["llmesr"], "enabled": False},
+    }
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
     options.update(seed=7, max_epochs=max_epochs, patience=50, device="cpu", batch_size=32)
-    return [sys.executable, "-m", "pipeline", "train", "--interactions", str(folder / "interactions.parquet"),
-            "--items", str(folder / "items.parquet"), "--candidates", str(folder / "candidates.npz"),
-            "--backbone", "sasrec", "--model", json.dumps(model), "--train", json.dumps(options),
-            "--out-checkpoint", str(out / "model.pt"), "--out-history", str(out / "history.json"), "--threads", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--interactions",
+        str(folder / "interactions.parquet"),
+        "--item-table",
+        str(folder / "items.parquet"),
+        "--candidates",
+        str(folder / "candidates.npz"),
+        "--backbone",
+        "sasrec",
+        "--model",
+        json.dumps(model),
+        "--train",
+        json.dumps(options),
+        "--out-checkpoint",
+        str(out / "model.pt"),
+        "--out-history",
+        str(out / "history.json"),
+        "--threads",
+        "1",
+    ]
 
 
 def history_without_times(path):
@@ -42,6 +73,7 @@ def history_without_times(path):
     return [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in history["epochs"]], history["best_epoch"]
 
 
+@pytest.mark.slow  # spawns `python -m pipeline train` processes
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     write_inputs(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -72,6 +104,7 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     assert not state.exists(), "a finished run removes its resume state"
 
 
+@pytest.mark.slow  # spawns `python -m pipeline train` processes
 def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
     write_inputs(tmp_path, n_users=60)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -93,6 +126,7 @@ class Payload:
         return os.system, (f"touch {self.target}",)
 
 
+@pytest.mark.slow  # spawns `python -m pipeline train` processes
 def test_a_planted_training_state_stops_the_job_and_runs_nothing(tmp_path):
     write_inputs(tmp_path, n_users=60)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -104,8 +138,8 @@ def test_a_planted_training_state_stops_the_job_and_runs_nothing(tmp_path):
 
 
 def test_a_planted_model_checkpoint_is_refused_with_its_name(tmp_path):
+    from pipeline.checkpoints import load_run
     from pipeline.datasets import DataError
-    from pipeline.evaluate import load_run
 
     torch.save({"state_dict": Payload(tmp_path / "pwned")}, tmp_path / "model.pt")
     with pytest.raises(DataError, match="model.pt: not a model checkpoint"):
@@ -121,10 +155,16 @@ def train_in_process(folder, monkeypatch, poison):
     import pipeline.train as train_module
     from pipeline.data import Sequences
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    model = {**config["model"], "hidden_size": 16, "max_len": 20, "llmesr": {**config["model"]["llmesr"], "enabled": False}}
+    config = default_config()
+    model = {
+        **config["model"],
+        "hidden_size": 16,
+        "max_len": 20,
+        "llmesr": {**config["model"]["llmesr"], "enabled": False},
+    }
     options = {k: v for k, v in config["train"].items() if k not in ("seed", "seeds")}
     options.update(seed=7, max_epochs=1, patience=5, batch_size=100, length_groups=1)  # one loss call per step
+    options = train_module.TrainOptions.of(options)
     import pipeline.losses as losses_module
 
     real, calls = losses_module.bce_loss, []
@@ -154,6 +194,7 @@ def test_an_epoch_with_only_nan_steps_stops_with_a_clear_error(tmp_path, monkeyp
         train_in_process(tmp_path, monkeypatch, poison=set(range(100)))
 
 
+@pytest.mark.slow  # spawns `python -m pipeline train` processes
 def test_a_second_trainer_on_the_same_run_refuses_while_the_first_runs(tmp_path):
     write_inputs(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -166,7 +207,9 @@ def test_a_second_trainer_on_the_same_run_refuses_while_the_first_runs(tmp_path)
     first.kill()
     first.wait()
     assert still_running and second.returncode != 0 and not (tmp_path / "history.json").exists()
-    assert f"{tmp_path / 'train.lock'}: a training of this run is already running here (pid {first.pid}" in second.stderr
+    assert (
+        f"{tmp_path / 'train.lock'}: a training of this run is already running here (pid {first.pid}" in second.stderr
+    )
     # the lock died with the first trainer: a new one runs
     subprocess.run(train_command(tmp_path, tmp_path), env=env, check=True, capture_output=True)
 

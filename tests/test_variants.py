@@ -1,15 +1,17 @@
 """Backbones and the paper's ablation variants: each changes exactly what it says."""
+
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from pipeline.losses import bce_loss
 from pipeline.models import build_model
 from pipeline.models.bert4rec import mask_items
-from pipeline.losses import bce_loss
+from pipeline.models.method import Artifacts
 from pipeline.train import train, training_batch
-from test_models import N_ITEMS, model_options, tables, train_options, user_sequences
+
+from conftest import N_ITEMS, REPO, model_options, tables, train_options, user_sequences
 
 VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["variants"]
 
@@ -39,8 +41,13 @@ def test_noca_leaves_the_view_inputs_untouched():
     assert not hasattr(model, "id_from_semantic")
     seq = torch.tensor([[0, 3, 5, 7], [2, 4, 6, 8]])
     valid = seq > 0
-    expected = torch.cat([model.encoder(model.inputs(model.id_embedding(seq), valid), valid),
-                          model.encoder(model.inputs(model.adapter(model.llm_items[seq]), valid), valid)], dim=-1)
+    expected = torch.cat(
+        [
+            model.encoder(model.inputs(model.id_embedding(seq), valid), valid),
+            model.encoder(model.inputs(model.adapter(model.llm_items[seq]), valid), valid),
+        ],
+        dim=-1,
+    )
     torch.testing.assert_close(model.sequence_states(seq), expected)
     full = variant("llmesr", dropout=0.0).eval()
     full.load_state_dict(model.state_dict(), strict=False)  # same weights, plus cross-attention
@@ -60,8 +67,9 @@ def test_randinit_does_not_copy_the_pca_vectors():
     assert not torch.allclose(random, pca) and random.std() > 0
 
 
-@pytest.mark.parametrize("name, present, absent", [("nocoview", "adapter", "id_embedding"),
-                                                   ("nosemview", "id_embedding", "adapter")])
+@pytest.mark.parametrize(
+    "name, present, absent", [("nocoview", "adapter", "id_embedding"), ("nosemview", "id_embedding", "adapter")]
+)
 def test_single_view_variants_score_with_one_view(name, present, absent):
     model = variant(name).eval()
     assert hasattr(model, present) and not hasattr(model, absent) and not hasattr(model, "id_from_semantic")
@@ -76,8 +84,15 @@ def test_nosd_loss_is_the_recommendation_loss():
     options = model_options()
     options["llmesr"]["alpha"] = 0
     llm, pca = (t.numpy() for t in tables())
-    _, history = train("sasrec", options, train_options(seed=0, max_epochs=1), seqs, candidates, torch.device("cpu"),
-                       llm, pca, neighbours=None)
+    _, history = train(
+        "sasrec",
+        options,
+        train_options(seed=0, max_epochs=1),
+        seqs,
+        candidates,
+        torch.device("cpu"),
+        Artifacts(llm, pca),
+    )
     epoch = history["epochs"][0]
     assert "distill_loss" not in epoch and epoch["loss"] == epoch["rec_loss"]
 

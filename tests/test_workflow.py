@@ -1,6 +1,6 @@
 """End-to-end runs of the Snakemake workflow in a temporary folder, on a slice of the
 embedded MovieLens-100K (the copy inside the recbole wheel)."""
-import importlib.util
+
 import json
 import re
 from pathlib import Path
@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, ml100k_folder, ml100k_slice, run_snakemake
 
 GROUPS = ("overall", "tail_item", "head_item", "tail_user", "head_user")
 pytestmark = pytest.mark.slow
@@ -18,17 +18,14 @@ pytestmark = pytest.mark.slow
 HOSTILE = "a b;c'd\"e$(touch INJECTED1)`touch INJECTED2`"
 
 
-def ml100k_folder() -> Path:
-    spec = importlib.util.find_spec("recbole")
-    if spec is None:
-        pytest.skip("the recbole wheel (which carries ml-100k) is not installed; `make venv` installs it")
-    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
-
-
 def job_counts(output: str) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a (dry) run."""
     table = output.split("Job stats:")[-1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+        if m.group(1) != "total"
+    }
 
 
 COMPETITORS = ["llminit", "cities", "melt", "rlmrec"]
@@ -40,20 +37,25 @@ def write_mini(workdir: Path) -> None:
     competitors, and LLM-ESR trained with the full softmax and chosen on full ranking (`ce`),
     for two epochs."""
     folder = ml100k_folder()
-    inter = pl.read_csv(folder / "ml-100k.inter", separator="\t")
-    counts = inter.group_by("user_id:token").len().sort("len", "user_id:token")
-    users = counts["user_id:token"].head(30)
-    inter.filter(pl.col("user_id:token").is_in(users.implode())).write_csv(workdir / "mini.inter", separator="\t")
+    ml100k_slice(workdir / "mini.inter", users=30)
     config = {
-        "targets": {"datasets": ["mini"], "backbones": ["sasrec", "gru4rec", "bert4rec"],
-                    "variants": ["base", "llmesr", "authors", *COMPETITORS, "ce"]},
-        "datasets": {"mini": {
-            "format": "recbole", "inter": "mini.inter", "item": str(folder / "ml-100k.item"),
-            "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
-            "user_prompt": "The user has watched following movies: \n{items} \nplease conclude the user's preference.",
-            "user_item_column": "movie_title",
-            "min_item_interactions": 1,  # keep every user of the slice
-        }},
+        "targets": {
+            "datasets": ["mini"],
+            "backbones": ["sasrec", "gru4rec", "bert4rec"],
+            "variants": ["base", "llmesr", "authors", *COMPETITORS, "ce"],
+        },
+        "datasets": {
+            "mini": {
+                "format": "recbole",
+                "inter": "mini.inter",
+                "item": str(folder / "ml-100k.item"),
+                "item_prompt": "The movie has following attributes: \n name is {movie_title}; genres are {class}.",
+                "user_prompt": "The user has watched following movies: \n{items} \n"
+                "please conclude the user's preference.",
+                "user_item_column": "movie_title",
+                "min_item_interactions": 1,  # keep every user of the slice
+            }
+        },
         "model": {"max_len": 20},
         "train": {"max_epochs": 2, "patience": 2, "seeds": [42]},
         "eval": {"negatives": 20},
@@ -76,7 +78,12 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     workdir, _ = finished_run
     name = f"mini_{backbone}_metrics.json" if variant == "llmesr" else f"mini_{backbone}_{variant}_metrics.json"
     metrics = json.loads((workdir / "results" / name).read_text())
-    assert (metrics["dataset"], metrics["backbone"], metrics["variant"], metrics["seed"]) == ("mini", backbone, variant, 42)
+    assert (metrics["dataset"], metrics["backbone"], metrics["variant"], metrics["seed"]) == (
+        "mini",
+        backbone,
+        variant,
+        42,
+    )
     assert metrics["protocol"]["split"] == "leave-one-out" and metrics["protocol"]["negatives"] == 20
     assert set(metrics["thresholds"]) == {"ts_user", "ts_item"}
     assert set(metrics["groups"]) == set(GROUPS)
@@ -99,7 +106,10 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     # the record shows every switch as it acted: `authors` spelt out into the authors' computation
     assert record["config"]["model"]["padding"] == ("attended" if variant == "authors" else "masked")
     assert record["config"]["train"]["max_epochs"] == 2 and record["config"]["dataset"]["format"] == "recbole"
-    assert len(record["data"]["interactions_sha256"]) == 64 and set(record["data"]["source_sha256"]) == {"inter", "item"}
+    assert len(record["data"]["interactions_sha256"]) == 64 and set(record["data"]["source_sha256"]) == {
+        "inter",
+        "item",
+    }
     if variant not in ("base", "cities", "melt"):  # the others read the LLM embeddings
         assert len(record["encoder"]["weights_sha256"]) == 64 and record["encoder"]["name"].startswith("all-MiniLM")
     else:
@@ -123,7 +133,16 @@ def test_every_rule_logs_and_no_temporary_files_remain(finished_run):
     workdir, _ = finished_run
     logs = list((workdir / "results" / "logs" / "mini").glob("*.log"))
     assert {p.name.split("_")[0].removesuffix(".log") for p in logs} >= {
-        "ingest", "prompts", "embed", "pca", "retrieve", "split", "train", "evaluate", "aggregate"}
+        "ingest",
+        "prompts",
+        "embed",
+        "pca",
+        "retrieve",
+        "split",
+        "train",
+        "evaluate",
+        "aggregate",
+    }
     assert not [p for p in (workdir / "results").rglob(".*tmp*")]
 
 
@@ -148,10 +167,14 @@ def test_tables_plots_and_report(finished_run):
     markdown = (results / "tables" / "mini.md").read_text()
     assert "LLM-ESR (authors' code)" in markdown and "Improv. over best competitor" in markdown and "CITIES" in markdown
     # the improvement over the best competitor, recomputed from the metrics files
-    best = max(json.loads((results / f"mini_sasrec_{v}_metrics.json").read_text())["groups"]["overall"]["HR@10"]
-               for v in COMPETITORS)
+    best = max(
+        json.loads((results / f"mini_sasrec_{v}_metrics.json").read_text())["groups"]["overall"]["HR@10"]
+        for v in COMPETITORS
+    )
     ours = json.loads((results / "mini_sasrec_metrics.json").read_text())["groups"]["overall"]["HR@10"]
-    row = next(r for r in rows if (r["protocol"], r["backbone"], r["model"]) == ("sampled", "sasrec", "improvement_best_%"))
+    row = next(
+        r for r in rows if (r["protocol"], r["backbone"], r["model"]) == ("sampled", "sasrec", "improvement_best_%")
+    )
     assert float(row["overall HR@10"]) == pytest.approx(100 * (ours - best) / best)
     assert matplotlib.image.imread(results / "plots" / "mini_groups.png").ndim == 3
     ranking = list(csv.DictReader((results / "tables" / "mini_ranking.csv").open()))
@@ -173,12 +196,21 @@ def test_per_user_results_and_recommendations(finished_run):
     workdir, _ = finished_run
     per_user = pl.read_parquet(workdir / "results" / "mini" / "runs" / "sasrec_llmesr_seed42" / "users.parquet")
     interactions = pl.read_csv(workdir / "mini.inter", separator="\t")
-    assert per_user.height == 30 and set(per_user.columns) >= {"user", "tail_user", "tail_item", "rank_sampled", "rank_full", "top20"}
+    assert per_user.height == 30 and set(per_user.columns) >= {
+        "user",
+        "tail_user",
+        "tail_item",
+        "rank_sampled",
+        "rank_full",
+        "top20",
+    }
     assert set(per_user["user"].cast(pl.Int64)) == set(interactions["user_id:token"])
     assert (per_user["rank_full"] >= per_user["rank_sampled"]).all()  # more competitors under full ranking
     metrics = json.loads((workdir / "results" / "mini_sasrec_metrics.json").read_text())
     assert metrics["groups"]["overall"]["HR@10"] == pytest.approx((per_user["rank_sampled"] < 10).mean())
-    run_snakemake(workdir, "--cores", "2", "results/mini_sasrec_llmesr_recommendations.parquet", "--configfile", "test.yaml")
+    run_snakemake(
+        workdir, "--cores", "2", "results/mini_sasrec_llmesr_recommendations.parquet", "--configfile", "test.yaml"
+    )
     recommended = pl.read_parquet(workdir / "results" / "mini_sasrec_llmesr_recommendations.parquet")
     assert recommended.height == 30 * 20 and recommended["rank"].max() == 20
     seen = set(zip(interactions["user_id:token"].cast(pl.String), interactions["item_id:token"].cast(pl.String)))
@@ -220,11 +252,23 @@ def test_bundle_round_trip_gives_identical_training_inputs(finished_run):
     import shutil
 
     run_snakemake(workdir, "--cores", "2", "results/mini/llmesr_bundle/inter.txt", "--configfile", "test.yaml")
-    shutil.copytree(workdir / "results" / "mini" / "llmesr_bundle", workdir / HOSTILE)  # a folder name a shell would act on
-    (workdir / "back.yaml").write_text(yaml.safe_dump({"datasets": {"back": {"format": "llmesr_bundle", "dir": HOSTILE}}}))
-    artifacts = ["ingest/interactions.parquet", "embed/items.npy", "embed/users.npy", "pca/items.npy",
-                 "retrieve/neighbours.npy", "split/candidates.npz"]
-    run_snakemake(workdir, "--cores", "2", *[f"results/back/{a}" for a in artifacts], "--configfile", "test.yaml", "back.yaml")
+    shutil.copytree(
+        workdir / "results" / "mini" / "llmesr_bundle", workdir / HOSTILE
+    )  # a folder name a shell would act on
+    (workdir / "back.yaml").write_text(
+        yaml.safe_dump({"datasets": {"back": {"format": "llmesr_bundle", "dir": HOSTILE}}})
+    )
+    artifacts = [
+        "ingest/interactions.parquet",
+        "embed/items.npy",
+        "embed/users.npy",
+        "pca/items.npy",
+        "retrieve/neighbours.npy",
+        "split/candidates.npz",
+    ]
+    run_snakemake(
+        workdir, "--cores", "2", *[f"results/back/{a}" for a in artifacts], "--configfile", "test.yaml", "back.yaml"
+    )
     for artifact in artifacts:
         ours, theirs = workdir / "results" / "mini" / artifact, workdir / "results" / "back" / artifact
         if artifact.endswith(".parquet"):
@@ -244,18 +288,43 @@ def test_a_raw_amazon_dump_trains_end_to_end(tmp_path):
     rng = random.Random(0)
     reviews, meta = [], []
     for item in range(40):
-        meta.append(str({"asin": f"B{item:03d}", "title": f"Product {item}", "price": 1.5 + item,
-                         "categories": [["Beauty", f"Shelf {item % 4}"]]}))
+        meta.append(
+            str(
+                {
+                    "asin": f"B{item:03d}",
+                    "title": f"Product {item}",
+                    "price": 1.5 + item,
+                    "categories": [["Beauty", f"Shelf {item % 4}"]],
+                }
+            )
+        )
     for user in range(50):
         for step, item in enumerate(rng.sample(range(40), rng.randint(4, 9))):
-            reviews.append(json.dumps({"reviewerID": f"A{user}", "asin": f"B{item:03d}", "overall": 5.0,
-                                       "unixReviewTime": 1_400_000_000 + 1000 * step + user}))
+            reviews.append(
+                json.dumps(
+                    {
+                        "reviewerID": f"A{user}",
+                        "asin": f"B{item:03d}",
+                        "overall": 5.0,
+                        "unixReviewTime": 1_400_000_000 + 1000 * step + user,
+                    }
+                )
+            )
     (tmp_path / "reviews_Beauty.json.gz").write_bytes(gzip.compress("\n".join(reviews).encode()))
     (tmp_path / "meta_Beauty.json.gz").write_bytes(gzip.compress("\n".join(meta).encode()))
-    config = {"datasets": {"beauty": {**yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["beauty"],
-                                      "reviews": "reviews_Beauty.json.gz", "meta": "meta_Beauty.json.gz"}},
-              "model": {"max_len": 10, "hidden_size": 16}, "train": {"max_epochs": 1, "seed": 42},
-              "eval": {"negatives": 5}, "retrieve": {"k": 10, "recall_sample": 20}}
+    config = {
+        "datasets": {
+            "beauty": {
+                **yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["beauty"],
+                "reviews": "reviews_Beauty.json.gz",
+                "meta": "meta_Beauty.json.gz",
+            }
+        },
+        "model": {"max_len": 10, "hidden_size": 16},
+        "train": {"max_epochs": 1, "seed": 42},
+        "eval": {"negatives": 5},
+        "retrieve": {"k": 10, "recall_sample": 20},
+    }
     (tmp_path / "raw.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(tmp_path, "--cores", "2", "results/beauty_sasrec_metrics.json", "--configfile", "raw.yaml")
     metrics = json.loads((tmp_path / "results" / "beauty_sasrec_metrics.json").read_text())
@@ -277,22 +346,30 @@ def test_every_format_resolves_in_the_dag(tmp_path):
         "two": {"format": "recbole", "inter": "x.inter", "item": "x.item"},
         "three": {"format": "llmesr", "inter": "s.txt", "items": "i.tsv"},
     }
-    (tmp_path / "formats.yaml").write_text(yaml.safe_dump({"datasets": datasets, "targets": {"datasets": list(datasets)}}))
+    (tmp_path / "formats.yaml").write_text(
+        yaml.safe_dump({"datasets": datasets, "targets": {"datasets": list(datasets)}})
+    )
     result = run_snakemake(tmp_path, "--cores", "1", "-n", "--configfile", "formats.yaml")
     assert job_counts(result.stdout)["ingest"] == 3
 
 
 def test_every_backbone_and_variant_resolves_with_one_job_per_seed(tmp_path):
-    targets = [f"results/ml100k_{b}_{v}_metrics.json" for b in ("sasrec", "gru4rec", "bert4rec")
-               for v in ("base", "llmesr", "nocoview", "nosemview", "nosd", "noshare", "noca", "adapter1", "randinit")]
+    targets = [
+        f"results/ml100k_{b}_{v}_metrics.json"
+        for b in ("sasrec", "gru4rec", "bert4rec")
+        for v in ("base", "llmesr", "nocoview", "nosemview", "nosd", "noshare", "noca", "adapter1", "randinit")
+    ]
     planned = job_counts(run_snakemake(tmp_path, "-n", *targets).stdout)
     assert planned["aggregate"] == 27 and planned["train"] == 27 * 3  # the paper's seeds 42, 43, 44
     assert planned["retrieve"] == 1 and planned["embed"] == 2
 
 
 def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base_run(tmp_path):
-    targets = [f"results/ml100k_{b}_{v}_metrics.json" for b in ("sasrec", "gru4rec", "bert4rec")
-               for v in ("llminit", "cities", "melt", "rlmrec", "rlmrecgen")]
+    targets = [
+        f"results/ml100k_{b}_{v}_metrics.json"
+        for b in ("sasrec", "gru4rec", "bert4rec")
+        for v in ("llminit", "cities", "melt", "rlmrec", "rlmrecgen")
+    ]
     output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
     planned = job_counts(output)
     # 15 competitor runs, plus the plain backbone CITIES starts from: once per backbone
@@ -304,12 +381,23 @@ def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base
 def test_a_variant_trains_with_its_own_train_options_and_the_others_do_not(tmp_path):
     targets = ["results/ml100k_sasrec_basegbce_metrics.json", "results/ml100k_sasrec_metrics.json"]
     output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
-    trains = {m.group(2): json.loads(m.group(1)) for m in re.finditer(
-        r"--train '(\{.*?\})'.*?--out-checkpoint results/ml100k/runs/sasrec_(\w+)_seed42/", output)}
-    assert (trains["basegbce"]["loss"], trains["basegbce"]["negatives"], trains["basegbce"]["select_on"]) == ("gbce", 256, "full")
-    assert (trains["llmesr"]["loss"], trains["llmesr"]["negatives"], trains["llmesr"]["select_on"]) == ("bce", 1, "sampled")
-    assert {k: v for k, v in trains["basegbce"].items() if k not in ("loss", "negatives", "select_on")} == \
-        {k: v for k, v in trains["llmesr"].items() if k not in ("loss", "negatives", "select_on")}
+    trains = {
+        m.group(2): json.loads(m.group(1))
+        for m in re.finditer(r"--train '(\{.*?\})'.*?--out-checkpoint results/ml100k/runs/sasrec_(\w+)_seed42/", output)
+    }
+    assert (trains["basegbce"]["loss"], trains["basegbce"]["negatives"], trains["basegbce"]["select_on"]) == (
+        "gbce",
+        256,
+        "full",
+    )
+    assert (trains["llmesr"]["loss"], trains["llmesr"]["negatives"], trains["llmesr"]["select_on"]) == (
+        "bce",
+        1,
+        "sampled",
+    )
+    assert {k: v for k, v in trains["basegbce"].items() if k not in ("loss", "negatives", "select_on")} == {
+        k: v for k, v in trains["llmesr"].items() if k not in ("loss", "negatives", "select_on")
+    }
 
 
 def test_targeted_ablations_join_the_ranking_table_and_get_their_own_plot(tmp_path):
@@ -320,15 +408,20 @@ def test_targeted_ablations_join_the_ranking_table_and_get_their_own_plot(tmp_pa
     table = re.search(r"python -m pipeline tables (.*?)--out-ranking-md", output).group(1)
     assert re.findall(r"ml100k_sasrec_(\w+)_metrics", table) == ["base", "ce", "randinit", "nosd"]  # as targeted
     assert "results/ml100k_sasrec_metrics.json" in table  # LLM-ESR's own file
-    plots = dict((m.group(2), m.group(1)) for m in re.finditer(
-        r"python -m pipeline plots ranking (.*?) --title .*?--out results/plots/ml100k_sasrec_(\w+)\.png", output))
+    plots = dict(
+        (m.group(2), m.group(1))
+        for m in re.finditer(
+            r"python -m pipeline plots ranking (.*?) --title .*?--out results/plots/ml100k_sasrec_(\w+)\.png", output
+        )
+    )
     assert re.findall(r"sasrec_(\w+)_metrics", plots["ranking"]) == ["base", "ce"]
     assert re.findall(r"sasrec_(\w+)_metrics", plots["diagnostics"]) == ["base", "randinit", "nosd"]
 
 
 def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
-    planned = job_counts(run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_metrics.json", "--config",
-                                       "embed={shards: 4}").stdout)
+    planned = job_counts(
+        run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_metrics.json", "--config", "embed={shards: 4}").stdout
+    )
     assert planned["embed_shard"] == 8 and planned["embed"] == 2  # items and users, 4 shards each, then merged
 
 
@@ -347,14 +440,18 @@ def test_config_paths_with_shell_characters_reach_the_jobs_intact(tmp_path):
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(tmp_path, "--cores", "2", "results/mini/embed/users.npy", "--configfile", "test.yaml")
     assert (tmp_path / "results" / "mini" / "embed" / "users.npy").is_file()
-    assert json.loads((tmp_path / "results" / "mini" / "embed" / "users.json").read_text())["model"] == str(hostile / "model")
+    assert json.loads((tmp_path / "results" / "mini" / "embed" / "users.json").read_text())["model"] == str(
+        hostile / "model"
+    )
     assert list((hostile / "cache").rglob("*.npz"))  # the cache went where it was told
     assert not list(tmp_path.rglob("INJECTED*"))
 
 
 def test_a_misspelt_variant_option_is_refused(tmp_path):
     (tmp_path / "v.yaml").write_text("variants:\n  mine:\n    llmesr:\n      alpah: 0.5\n")
-    result = run_snakemake(tmp_path, "-n", "results/ml100k_sasrec_mine_metrics.json", "--configfile", "v.yaml", check=False)
+    result = run_snakemake(
+        tmp_path, "-n", "results/ml100k_sasrec_mine_metrics.json", "--configfile", "v.yaml", check=False
+    )
     assert result.returncode != 0 and "variants.mine" in result.stderr and "alpah" in result.stderr
 
 
@@ -371,11 +468,22 @@ def test_a_stage_killed_mid_run_leaves_nothing_complete_and_is_redone(tmp_path):
     target = tmp_path / "results" / "mini" / "embed" / "items.npy"
     console = tmp_path / "console.txt"  # the embedding's progress bar is shown on the console
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1",
-               "results/mini/embed/items.npy", "--configfile", "test.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "1",
+        "results/mini/embed/items.npy",
+        "--configfile",
+        "test.yaml",
+    ]
     with open(console, "wb") as output:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT
+        )
     deadline = time.time() + 180
     while time.time() < deadline and "Batches" not in console.read_text(errors="replace"):
         time.sleep(0.2)
@@ -407,8 +515,9 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("args", [("results/ml100k_sasrec_bse_metrics.json",),
-                                  ("-n", "--", "results/ml100k_sasrec_bse_metrics.json")])
+@pytest.mark.parametrize(
+    "args", [("results/ml100k_sasrec_bse_metrics.json",), ("-n", "--", "results/ml100k_sasrec_bse_metrics.json")]
+)
 def test_a_misspelt_target_gets_one_line_and_no_traceback(tmp_path, args):
     result = run_snakemake(tmp_path, "--cores", "1", *args, check=False)
     assert result.returncode != 0
@@ -420,8 +529,21 @@ def test_small_ingestion_drops_are_printed_at_the_end_of_the_run(tmp_path):
     lines = [f"u{n} a{n % 7} b{n % 5} c{n % 3}" for n in range(60)] + ["u1 z"]  # u1 again: its line is dropped
     (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "i.tsv").write_text("item_id\ttitle\na0\tA\n")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "format": "sequences", "sequences": "s.txt", "items": "i.tsv", "min_item_interactions": 1, "max_bad_rows": 0.05}}}))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "datasets": {
+                    "tiny": {
+                        "format": "sequences",
+                        "sequences": "s.txt",
+                        "items": "i.tsv",
+                        "min_item_interactions": 1,
+                        "max_bad_rows": 0.05,
+                    }
+                }
+            }
+        )
+    )
     result = run_snakemake(tmp_path, "--cores", "1", "results/tiny/ingest/report.json", "--configfile", "c.yaml")
     assert "tiny: ingestion dropped data" in result.stderr
     assert "1 of 61 lines repeating a user of an earlier line" in result.stderr
@@ -435,13 +557,19 @@ def test_a_user_who_has_seen_nearly_every_item_can_be_left_out_of_evaluation(tmp
     lines += [f"u{n} " + " ".join(rng.sample([f"i{m}" for m in range(30)], 4)) for n in range(1, 30)]
     (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "i.tsv").write_text("item_id\ttitle\n" + "".join(f"i{n}\tItem {n}\n" for n in range(30)))
-    config = {"datasets": {"tiny": {"format": "sequences", "sequences": "s.txt", "items": "i.tsv"}},
-              "eval": {"negatives": 5}, "train": {"max_epochs": 1, "seed": 42}, "model": {"max_len": 20}}
+    config = {
+        "datasets": {"tiny": {"format": "sequences", "sequences": "s.txt", "items": "i.tsv"}},
+        "eval": {"negatives": 5},
+        "train": {"max_epochs": 1, "seed": 42},
+        "model": {"max_len": 20},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     target = "results/tiny_sasrec_base_metrics.json"
     refused = run_snakemake(tmp_path, "--cores", "2", target, "--configfile", "c.yaml", check=False)
     assert refused.returncode != 0 and "u0 (1 unseen)" in refused.stdout + refused.stderr
-    run_snakemake(tmp_path, "--cores", "2", target, "--configfile", "c.yaml", "--config", "eval={negatives: 5, saturated: drop}")
+    run_snakemake(
+        tmp_path, "--cores", "2", target, "--configfile", "c.yaml", "--config", "eval={negatives: 5, saturated: drop}"
+    )
     metrics = json.loads((tmp_path / target).read_text())
     assert metrics["protocol"]["saturated_users_dropped"] == 1 and metrics["groups"]["overall"]["n"] == 29
     assert json.loads((tmp_path / "results" / "tiny_stats.json").read_text())["saturated_users_dropped"] == 1

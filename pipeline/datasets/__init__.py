@@ -2,6 +2,7 @@
 (see `base.RawData`). Datasets are configuration: a config entry names a `format` and that
 format's path keys.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import amazon, bundle, llmesr, recbole, sequences, yelp
 from ..schema import load_schema
+from . import amazon, authors_bundle, authors_inter, recbole, sequences, yelp
 from .base import DataError, RawData
 
 # The paper's preprocessing for raw data; files that are already preprocessed (the authors'
@@ -32,11 +33,13 @@ class Format:
 FORMATS: dict[str, Format] = {
     "recbole": Format(("inter", "item"), (), recbole.read, RAW_FILTER),
     "sequences": Format(("sequences", "items"), (), sequences.read, RAW_FILTER),
-    "llmesr": Format(("inter",), ("items",), llmesr.read, NO_FILTER),
+    "llmesr": Format(("inter",), ("items",), authors_inter.read, NO_FILTER),
     "amazon2014": Format(("reviews", "meta"), (), amazon.read_2014, RAW_FILTER),
     "amazon2018": Format(("reviews", "meta"), (), amazon.read_2018, RAW_FILTER),
-    "yelp": Format(("reviews", "business"), (), yelp.read, {**RAW_FILTER, "date_min": "2000-01-01", "date_max": "2019-12-31"}),
-    "llmesr_bundle": Format(("dir",), (), bundle.read, NO_FILTER, brings_embeddings=True),
+    "yelp": Format(
+        ("reviews", "business"), (), yelp.read, {**RAW_FILTER, "date_min": "2000-01-01", "date_max": "2019-12-31"}
+    ),
+    "llmesr_bundle": Format(("dir",), (), authors_bundle.read, NO_FILTER, brings_embeddings=True),
 }
 
 
@@ -46,6 +49,7 @@ def with_defaults(spec: dict) -> dict:
     properties = load_schema()["$defs"]["dataset"]["properties"]
     schema_defaults = {key: value["default"] for key, value in properties.items() if "default" in value}
     return {**schema_defaults, **FORMATS[spec["format"]].defaults, **spec}
+
 
 def resolve_path(value: str) -> Path:
     """A config path: a plain path, or `pkg://<package>/<path inside it>` for data shipped in
@@ -72,7 +76,7 @@ def input_files(spec: dict) -> dict[str, Path]:
     """The files a dataset entry reads (a bundle folder stands for the files inside it)."""
     paths = dataset_paths(spec)
     if spec["format"] == "llmesr_bundle":
-        return {name: paths["dir"] / file for name, file in bundle.FILES.items()}
+        return {name: paths["dir"] / file for name, file in authors_bundle.FILES.items()}
     return paths
 
 

@@ -10,6 +10,7 @@ columns (for prompt templates): title, brand, price, date, plus, as one string e
 `description` (2018 lists joined by "; "; 2014's description is a plain string).
 Only the items that occur in the reviews are kept from the meta file.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,16 @@ def read_reviews(path: Path) -> tuple[pl.DataFrame, dict]:
             reader.drop("a field is missing or unreadable")
     frame = rows.frame()
     if frame.is_empty():
-        raise DataError(f"{path}: no review with reviewerID, asin and unixReviewTime "
-                        f"({reader.lines} lines, {reader.malformed} malformed)")
-    report = {"rows_read": reader.lines, "rows_malformed": reader.malformed, "rows_missing_fields": incomplete,
-              "bad_lines": reader.bad.examples}
+        raise DataError(
+            f"{path}: no review with reviewerID, asin and unixReviewTime "
+            f"({reader.lines} lines, {reader.malformed} malformed)"
+        )
+    report = {
+        "rows_read": reader.lines,
+        "rows_malformed": reader.malformed,
+        "rows_missing_fields": incomplete,
+        "bad_lines": reader.bad.examples,
+    }
     return frame, report
 
 
@@ -48,7 +55,9 @@ def read_meta(path: Path, wanted: set[str], python_literals: bool) -> tuple[pl.D
         if asin not in wanted or asin in rows:
             continue
         categories = meta.get("categories")
-        first_path = categories[0] if isinstance(categories, list) and categories and isinstance(categories[0], list) else []
+        first_path = (
+            categories[0] if isinstance(categories, list) and categories and isinstance(categories[0], list) else []
+        )
         rows[asin] = {
             "item": asin,
             "title": text(meta.get("title")),

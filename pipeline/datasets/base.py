@@ -1,4 +1,5 @@
 """What every source reader shares: the canonical raw frames and the error for bad input."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,8 +54,12 @@ def table_problems(path: Path, quote_char: str | None) -> list[str]:
     if problems:
         return problems
     with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quotechar=quote_char or "\0",
-                            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE)
+        reader = csv.reader(
+            handle,
+            delimiter="\t",
+            quotechar=quote_char or "\0",
+            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE,
+        )
         width = None
         for fields in reader:
             if not fields:
@@ -87,7 +92,9 @@ def read_table(path: Path, quote_char: str | None, typed_header: bool = False) -
 def require_columns(frame: pl.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: no {', '.join(repr(c) for c in missing)} column (columns: {', '.join(frame.columns)})")
+        raise DataError(
+            f"{path}: no {', '.join(repr(c) for c in missing)} column (columns: {', '.join(frame.columns)})"
+        )
 
 
 def read_item_table(path: Path, id_column: str, quote_char: str | None, typed_header: bool = False) -> pl.DataFrame:

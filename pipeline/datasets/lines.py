@@ -2,6 +2,7 @@
 first bytes, not its name), one record per line, decoded and parsed line by line so memory
 stays bounded by what the caller keeps. A line that is not UTF-8 or does not parse to a
 dict is counted, never fatal."""
+
 from __future__ import annotations
 
 import ast
@@ -109,7 +110,9 @@ class InteractionBuffer:
 
     def flush(self) -> None:
         if self.users:
-            self.frames.append(pl.DataFrame({"user": self.users, "item": self.items, "order": self.orders}, schema=self.SCHEMA))
+            self.frames.append(
+                pl.DataFrame({"user": self.users, "item": self.items, "order": self.orders}, schema=self.SCHEMA)
+            )
             self.users, self.items, self.orders = [], [], []
 
     def frame(self) -> pl.DataFrame:

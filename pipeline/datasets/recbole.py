@@ -1,5 +1,6 @@
 """RecBole atomic files: `.inter` (user_id, item_id[, timestamp]) and `.item` (item_id + text),
 TAB-separated, headers typed as `name:type`, fields optionally quoted with '"'."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,9 +18,7 @@ def read(paths: dict[str, Path], spec: dict) -> RawData:
         order = pl.col("timestamp").cast(pl.Float64, strict=False)
     else:  # without timestamps the file order is the time order
         order = pl.int_range(pl.len()).cast(pl.Float64)
-    interactions = inter.select(
-        user=pl.col("user_id").fill_null(""), item=pl.col("item_id").fill_null(""), order=order
-    )
+    interactions = inter.select(user=pl.col("user_id").fill_null(""), item=pl.col("item_id").fill_null(""), order=order)
     broken = pl.col("order").is_null() | (pl.col("user") == "") | (pl.col("item") == "")
     bad = BadLines(paths["inter"])
     for row in interactions.with_row_index("row").filter(broken)["row"].to_list():
@@ -27,4 +26,6 @@ def read(paths: dict[str, Path], spec: dict) -> RawData:
     interactions = interactions.filter(~broken)
 
     items = read_item_table(paths["item"], "item_id", '"', typed_header=True)
-    return RawData(interactions, items, {"rows_read": rows_read, "rows_malformed": bad.count, "bad_lines": bad.examples})
+    return RawData(
+        interactions, items, {"rows_read": rows_read, "rows_malformed": bad.count, "bad_lines": bad.examples}
+    )

@@ -3,6 +3,7 @@
 UTF-8 or has no item is malformed; a second line for the same user is dropped (its order
 against the first is unknown) and counted with its interactions. Ingest stops when either
 share passes `max_bad_rows`; the report names the first bad lines."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,12 @@ def read(paths: dict[str, Path], spec: dict) -> RawData:
     if interactions.is_empty():
         raise DataError(f"{paths['sequences']}: no 'user item ...' lines ({lines_read} lines, {malformed} malformed)")
     item_table = read_item_table(paths["items"], "item_id", quote_char=None)
-    report = {"lines_read": lines_read, "rows_read": interactions.height + duplicate_interactions,
-              "rows_malformed": malformed, "duplicate_user_lines": duplicates,
-              "interactions_in_duplicate_lines": duplicate_interactions, "bad_lines": bad.examples}
+    report = {
+        "lines_read": lines_read,
+        "rows_read": interactions.height + duplicate_interactions,
+        "rows_malformed": malformed,
+        "duplicate_user_lines": duplicates,
+        "interactions_in_duplicate_lines": duplicate_interactions,
+        "bad_lines": bad.examples,
+    }
     return RawData(interactions, item_table, report)

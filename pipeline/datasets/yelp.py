@@ -9,6 +9,7 @@ Interactions: user_id, business_id, date, kept when `date_min <= date <= date_ma
 Dataset's comma-separated text is split first), type, open ("True"/"False"; the Open
 Dataset's is_open 1/0 is read as such), review_count, city, state, stars.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -44,10 +45,17 @@ def read_reviews(path: Path, date_min: str, date_max: str) -> tuple[pl.DataFrame
         rows.add(user, item, seconds)
     frame = rows.frame()
     if frame.is_empty():
-        raise DataError(f"{path}: no review with user_id, business_id and a date in [{date_min}, {date_max}] "
-                        f"({reader.lines} lines, {reader.malformed} malformed)")
-    return frame, {"rows_read": reader.lines, "rows_malformed": reader.malformed,
-                   "rows_missing_fields": incomplete, "rows_outside_date_window": outside, "bad_lines": reader.bad.examples}
+        raise DataError(
+            f"{path}: no review with user_id, business_id and a date in [{date_min}, {date_max}] "
+            f"({reader.lines} lines, {reader.malformed} malformed)"
+        )
+    return frame, {
+        "rows_read": reader.lines,
+        "rows_malformed": reader.malformed,
+        "rows_missing_fields": incomplete,
+        "rows_outside_date_window": outside,
+        "bad_lines": reader.bad.examples,
+    }
 
 
 def categories(value: object) -> str:

@@ -11,6 +11,7 @@ at positions 1..n+1. `scoring_positions="shifted"` is the authors' quirk: for us
 input has at least max_len items they score with positions 2..max_len+1 (one more row of the
 positional table, never trained).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,20 +20,19 @@ import numpy as np
 
 from .sasrec import SASRecConfig, SASRecEncoder
 
-
 SCORING_POSITIONS = ("trained", "shifted")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bert4RecConfig:
-    hidden_size: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    dropout: float = 0.5
-    mask_prob: float = 0.6
-    padding: str = "masked"
-    max_len: int = 200
-    scoring_positions: str = "trained"  # or "shifted" (the authors')
+    hidden_size: int
+    num_blocks: int
+    num_heads: int
+    dropout: float
+    mask_prob: float
+    padding: str
+    max_len: int
+    scoring_positions: str  # "trained" or "shifted" (the authors')
 
     def __post_init__(self):
         if self.scoring_positions not in SCORING_POSITIONS:
@@ -43,15 +43,24 @@ class Bert4RecEncoder(SASRecEncoder):
     """The transformer stack of SASRec, bidirectional."""
 
     def __init__(self, config: Bert4RecConfig):
-        super().__init__(SASRecConfig(hidden_size=config.hidden_size, num_blocks=config.num_blocks,
-                                      num_heads=config.num_heads, dropout=config.dropout, causal=False,
-                                      padding=config.padding, max_len=config.max_len))
+        super().__init__(
+            SASRecConfig(
+                hidden_size=config.hidden_size,
+                num_blocks=config.num_blocks,
+                num_heads=config.num_heads,
+                dropout=config.dropout,
+                causal=False,
+                padding=config.padding,
+                max_len=config.max_len,
+            )
+        )
         self.mask_prob = config.mask_prob
         self.shifted_scoring_positions = config.scoring_positions == "shifted"
 
 
-def mask_items(rng: np.random.Generator, tokens: np.ndarray, last_only: np.ndarray, mask_prob: float,
-               mask_token: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+def mask_items(
+    rng: np.random.Generator, tokens: np.ndarray, last_only: np.ndarray, mask_prob: float, mask_token: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets) for masked-item training. `tokens` (B, L) are left-padded training
     sequences; rows with `last_only` mask exactly their last item, the others each real item
     with probability `mask_prob` (80% mask token, 10% random item, 10% unchanged). `targets`

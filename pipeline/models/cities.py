@@ -22,13 +22,13 @@ are held out and their MSE early-stops the training (patience 10), and the tail 
 inferred once with the best epoch's function. CITIES' head items are those with more than 5
 occurrences, ours the dataset's ts_item cut.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,29 +36,36 @@ from torch import nn
 
 from ..console import CONSOLE
 from ..data import TRAIN_CUT, Sequences
+from ..early_stopping import EarlyStopping, training_history
+from ..options import option
+from .method import BuildInputs, Method, StageInputs
 from .recommender import SequentialRecommender
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CITIESConfig:
-    window: int = 24  # items on either side of the hidden one
-    max_contexts: int = 10  # K per item and step is drawn from 1..max_contexts
-    layers: int = 2
-    heads: int = 4
-    dropout: float = 0.2
-    items_per_step: int = 128
-    lr: float = 1e-4
-    warmup_steps: int = 100
-    held_out: float = 0.05  # share of head items whose MSE early-stops the training
-    patience: int = 10
-    max_epochs: int = 100  # passes of steps over the training head items
+    window: int = option(24, "Items on either side of the hidden item in a context.", minimum=1)
+    max_contexts: int = option(10, "K contexts per item and step, drawn from 1..max_contexts.", minimum=1)
+    layers: int = option(2, "Transformer layers of the context encoder and of the aggregator.", minimum=1)
+    heads: int = option(4, "Attention heads (hidden_size must divide by it).", minimum=1)
+    dropout: float = option(0.2, "", minimum=0, exclusiveMaximum=1)
+    items_per_step: int = option(128, "", minimum=1)
+    lr: float = option(0.0001, "", exclusiveMinimum=0)
+    warmup_steps: int = option(100, "", minimum=1)
+    held_out: float = option(
+        0.05,
+        "Share of head items held out; their MSE early-stops the inference function's training.",
+        exclusiveMinimum=0,
+        exclusiveMaximum=1,
+    )
+    patience: int = option(10, "", minimum=1)
+    max_epochs: int = option(100, "Passes of steps over the training head items (at most train.max_epochs).", minimum=1)
 
 
 def transformer(d: int, config: CITIESConfig) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(d, config.heads, dim_feedforward=2 * d, dropout=config.dropout,
-                                       batch_first=True)
+    layer = nn.TransformerEncoderLayer(d, config.heads, dim_feedforward=2 * d, dropout=config.dropout, batch_first=True)
     return nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
 
 
@@ -138,12 +145,12 @@ def item_contexts(sequences: Sequences, window: int, mask_token: int | None) -> 
     return sequences.items[at][keep], contexts[keep]
 
 
-def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: np.random.Generator,
-        device: torch.device, validate: Callable[[CITIES], dict]) -> tuple[dict, dict]:
+def fit(model: CITIES, config: CITIESConfig, inputs: StageInputs) -> tuple[dict, dict]:
     """The second stage on `model`, whose backbone holds the trained base weights: the inference
     function trained on head items, early-stopped on the MSE of held-out head items, then the
     tail rows inferred once. Returns (state dict, history) as the training loop does."""
-    config = model.config
+    sequences, device, rng = inputs.data.sequences, inputs.data.device, inputs.rng
+    ts_item = inputs.data.thresholds["ts_item"]
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in model.inference.parameters():
@@ -158,20 +165,27 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
     held_out = np.zeros(len(distinct), bool)
     held_out[rng.choice(np.flatnonzero(head), max(1, round(config.held_out * head.sum())), replace=False)] = True
     train_rows, held_rows, tail_rows = np.flatnonzero(head & ~held_out), np.flatnonzero(held_out), np.flatnonzero(~head)
-    log.info("CITIES: %d head items train the inference function (%d held out), %d tail items get inferred rows",
-             len(train_rows), len(held_rows), len(tail_rows), extra=CONSOLE)
+    log.info(
+        "CITIES: %d head items train the inference function (%d held out), %d tail items get inferred rows",
+        len(train_rows),
+        len(held_rows),
+        len(tail_rows),
+        extra=CONSOLE,
+    )
     optimizer = torch.optim.Adam(model.inference.parameters(), lr=config.lr, eps=1e-6)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps))
     held_rng = np.random.default_rng(0)  # the same held-out contexts every epoch
-    held_picks = first[held_rows][:, None] + held_rng.integers(0, count[held_rows][:, None], (len(held_rows), config.max_contexts))
+    held_picks = first[held_rows][:, None] + held_rng.integers(
+        0, count[held_rows][:, None], (len(held_rows), config.max_contexts)
+    )
 
     def mse(rows: np.ndarray, picks: np.ndarray) -> torch.Tensor:
         inferred = model.inference(contexts[torch.from_numpy(picks).to(device)], table)
         return ((inferred - table[torch.from_numpy(distinct[rows]).to(device)]) ** 2).mean()
 
-    best, best_state, best_epoch, waited, history = math.inf, None, 0, 0, []
+    stopping, history = EarlyStopping(config.patience, higher_is_better=False), []
     steps = max(1, math.ceil(len(train_rows) / config.items_per_step))
-    max_epochs = min(config.max_epochs, options["max_epochs"])  # a run's epoch budget binds this stage too
+    max_epochs = min(config.max_epochs, inputs.max_epochs)  # a run's epoch budget binds this stage too
     for epoch in range(1, max_epochs + 1):
         started, total = time.perf_counter(), 0.0
         model.inference.train()
@@ -187,28 +201,45 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
         model.inference.eval()
         with torch.no_grad():
             held = mse(held_rows, held_picks).item()
-        if held < best:
-            best, best_epoch, waited = held, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.inference.state_dict().items()}
-        else:
-            waited += 1
-        history.append({"epoch": epoch, "loss": total / steps, "inference_loss": total / steps, "held_out_mse": held,
-                        "train_seconds": round(time.perf_counter() - started, 3), "eval_seconds": 0.0})
-        log.info("epoch %d/%d inference MSE %.5f, held-out head items %.5f | best %.5f @ %d | %.1fs", epoch,
-                 max_epochs, total / steps, held, best, best_epoch, history[-1]["train_seconds"], extra=CONSOLE)
-        if waited >= config.patience:
-            log.info("early stop: no improvement for %d epochs", waited, extra=CONSOLE)
+        stopping.update(epoch, held, model.inference)
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": total / steps,
+                "inference_loss": total / steps,
+                "held_out_mse": held,
+                "train_seconds": round(time.perf_counter() - started, 3),
+                "eval_seconds": 0.0,
+            }
+        )
+        log.info(
+            "epoch %d/%d inference MSE %.5f, held-out head items %.5f | best %.5f @ %d | %.1fs",
+            epoch,
+            max_epochs,
+            total / steps,
+            held,
+            stopping.best,
+            stopping.best_epoch,
+            history[-1]["train_seconds"],
+            extra=CONSOLE,
+        )
+        if stopping.stopped:
+            log.info("early stop: no improvement for %d epochs", stopping.waited, extra=CONSOLE)
             break
 
     started = time.perf_counter()
-    model.inference.load_state_dict(best_state)
+    model.inference.load_state_dict(stopping.best_state)
     model.inference.eval()
     with torch.no_grad():  # every context of the tail items once, shortest first, then per item
-        tail_contexts = torch.from_numpy(np.concatenate([np.arange(f, f + c) for f, c in zip(first[tail_rows], count[tail_rows])]))
+        tail_contexts = torch.from_numpy(
+            np.concatenate([np.arange(f, f + c) for f, c in zip(first[tail_rows], count[tail_rows])])
+        )
         extent = (contexts[tail_contexts] != 0).sum(1).cpu().numpy()
         vectors = torch.empty(len(tail_contexts), table.shape[1], device=device)
         for chunk in np.array_split(np.argsort(extent, kind="stable"), max(1, len(extent) // 2048)):
-            vectors[torch.from_numpy(chunk).to(device)] = model.inference.encode(contexts[tail_contexts[chunk].to(device)], table)
+            vectors[torch.from_numpy(chunk).to(device)] = model.inference.encode(
+                contexts[tail_contexts[chunk].to(device)], table
+            )
         most = int(count[tail_rows].max(initial=1))
         slots = torch.arange(most)
         used = slots[None, :] < torch.from_numpy(count[tail_rows])[:, None]
@@ -219,13 +250,39 @@ def fit(model: CITIES, sequences: Sequences, ts_item: int, options: dict, rng: n
             model.item_embedding.weight[torch.from_numpy(distinct[tail_rows[chunk.numpy()]]).to(device)] = inferred
     history[-1]["train_seconds"] = round(history[-1]["train_seconds"] + time.perf_counter() - started, 3)
     started = time.perf_counter()
-    scores = validate(model)
+    scores = inputs.validate(model)
     history[-1].update(scores, eval_seconds=round(time.perf_counter() - started, 3))
-    log.info("tail rows inferred with the epoch-%d function: valid NDCG@10 %.4f HR@10 %.4f", best_epoch,
-             scores["valid_NDCG@10"], scores["valid_HR@10"], extra=CONSOLE)
-    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
-            {"epochs": history, "best_epoch": best_epoch, "best_valid_NDCG10": scores["valid_NDCG@10"],
-             "selected_on": "held-out head items' MSE (CITIES)", "loss": "mse (inference function)",
-             "epochs_run": len(history), "stopped_early": len(history) < max_epochs,
-             "train_seconds": round(sum(e["train_seconds"] for e in history), 3),
-             "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in history])), 3)})
+    log.info(
+        "tail rows inferred with the epoch-%d function: valid NDCG@10 %.4f HR@10 %.4f",
+        stopping.best_epoch,
+        scores["valid_NDCG@10"],
+        scores["valid_HR@10"],
+        extra=CONSOLE,
+    )
+    return (
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        training_history(
+            history,
+            stopping.best_epoch,
+            scores["valid_NDCG@10"],
+            "held-out head items' MSE (CITIES)",
+            "mse (inference function)",
+            max_epochs,
+        ),
+    )
+
+
+def build(config: CITIESConfig, inputs: BuildInputs) -> CITIES:
+    return CITIES(config, inputs.encoder(), inputs.n_items, **inputs.common)
+
+
+METHOD = Method(
+    "cities",
+    "CITIES",
+    build,
+    CITIESConfig,
+    "CITIES' inference function (swonj90/CITIES defaults).",
+    needs=lambda config: {"stats", "base"},
+    stage=fit,
+    order=10,
+)

@@ -9,6 +9,7 @@ padding step up to `max_len` with whatever the padding positions carry (ID row 0
 LLM-ESR the adapter's bias and the cross-attention outputs of padding queries), so the state
 before the first item is not zero. Inputs are then widened to `max_len` (`full_width`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from torch import nn
 from .layers import PADDING_MODES
 
 
-@dataclass
+@dataclass(frozen=True)
 class GRU4RecConfig:
-    hidden_size: int = 64
-    num_layers: int = 1
-    padding: str = "masked"  # or "attended" (the authors')
-    max_len: int = 200
+    hidden_size: int
+    num_layers: int
+    padding: str  # "masked" or "attended" (the authors')
+    max_len: int
 
     def __post_init__(self):
         if self.padding not in PADDING_MODES:
@@ -42,7 +43,9 @@ class GRU4RecEncoder(nn.Module):
         self.config = config
         # The width inputs must have: every padding step is computed under "attended".
         self.full_width = config.max_len if config.padding == "attended" else None
-        self.gru = nn.GRU(config.hidden_size, config.hidden_size, num_layers=config.num_layers, bias=False, batch_first=True)
+        self.gru = nn.GRU(
+            config.hidden_size, config.hidden_size, num_layers=config.num_layers, bias=False, batch_first=True
+        )
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         if self.config.padding == "masked":

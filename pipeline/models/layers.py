@@ -1,4 +1,5 @@
 """Building blocks shared by the plain recommender and the LLM-ESR wrapper."""
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ class InputEmbedding(nn.Module):
             self.position = nn.Embedding(max_len + 1 + extra_positions, hidden_size, padding_idx=0)
             self.dropout = Dropout(dropout)
 
-    def forward(self, vectors: torch.Tensor, valid: torch.Tensor, position_shift: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, vectors: torch.Tensor, valid: torch.Tensor, position_shift: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`position_shift` (B,): added to the positions of each row's items."""
         if not self.positional:
             return vectors
@@ -112,8 +115,14 @@ class Dropout(nn.Module):
         return kept / (copies.clamp(min=1) * (1 - self.p))
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, dropout: Dropout | None = None,
-           last_key_copies: torch.Tensor | None = None) -> torch.Tensor:
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    allowed: torch.Tensor,
+    dropout: Dropout | None = None,
+    last_key_copies: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Scaled dot-product attention over (B, H, L, d_head) with a boolean mask over the keys.
     With `last_key_copies` (B,), k and v carry one more key than `allowed` covers, which
     stands for that many identical keys (0 = none): the authors' padding keys, all alike,

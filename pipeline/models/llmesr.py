@@ -30,34 +30,49 @@ The cross-attention masks padding keys (as the authors' does) and is causal only
 trains on the last position and Bert4Rec is bidirectional. Under `padding: attended` the ID
 table's padding row is trainable, as in the authors' code (GRU4Rec reads it on padding steps).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import TRAIN_CUT, Sequences
+from ..options import option
 from ..scoring import last_states
 from .layers import InputEmbedding, attend, attention_mask, init_weights, left_pad_to
-from .terms import Batch, MicroBatch, TrainingTerm
+from .method import BuildInputs, Method
+from .terms import Batch, MicroBatch, TrainingData, TrainingTerm
 
 
-@dataclass
+@dataclass(frozen=True)
 class LLMESRConfig:
-    collaborative_view: bool = True
-    semantic_view: bool = True
-    cross_attention: bool = True
-    cross_attention_heads: int = 2
-    shared_encoder: bool = True
-    adapter_layers: int = 2  # 1 is the paper's one-layer-adapter ablation
-    id_init: str = "pca"  # "pca" or "random"
-    alpha: float = 0.1  # weight of the self-distillation term; 0 switches it off
-    num_similar_users: int = 10
-    teacher: str = "epoch_cache"  # or "batch"; used by the training loop
-    student: str = "same_pass"  # or "second_pass" (the authors'): where the distilled representation comes from
+    enabled: bool = option(True, "false = the plain backbone.")
+    collaborative_view: bool = option(True, "The ID view (false: the semantic view alone, the paper's w/o co-view).")
+    semantic_view: bool = option(True, "The LLM view (false: the ID view alone, the paper's w/o se-view).")
+    cross_attention: bool = option(True, "Cross-attention between the views; only when both views are on.")
+    cross_attention_heads: int = option(2, "Heads of each cross-attention (hidden_size must divide by it).", minimum=1)
+    shared_encoder: bool = option(True, "false = a separate encoder per view.")
+    adapter_layers: Literal[1, 2] = option(2, "Linear layers of the adapter (1 is the paper's ablation).")
+    id_init: Literal["pca", "random"] = option(
+        "pca", "The ID table starts from the PCA of the item embeddings, or random (the paper's ablation)."
+    )
+    alpha: float = option(0.1, "Weight of the self-distillation loss; 0 switches it off.", minimum=0)
+    num_similar_users: int = option(10, "Similar users whose mean representation is the teacher.", minimum=1)
+    teacher: Literal["epoch_cache", "batch"] = option(
+        "epoch_cache",
+        "How the distillation teacher (the mean representation of the similar users) is computed: "
+        "epoch_cache = once per epoch for all users, in evaluation mode (several times faster); batch = fresh for "
+        "every batch with the model as it trains (the authors' way, dropout included).",
+    )
+    student: Literal["same_pass", "second_pass"] = option(
+        "same_pass",
+        "Where the distilled user representation comes from: same_pass = the forward that gives the "
+        "recommendation loss; second_pass = a second forward with its own dropout draw (the authors').",
+    )
 
     def __post_init__(self):
         if not (self.collaborative_view or self.semantic_view):
@@ -140,8 +155,9 @@ class LLMESR(nn.Module):
             widths = [llm_dim, llm_dim // 2, hidden_size] if config.adapter_layers == 2 else [llm_dim, hidden_size]
             self.adapter = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
         if config.collaborative_view:
-            self.id_embedding = nn.Embedding(self.n_items + 1 + mask_token, hidden_size,
-                                             padding_idx=0 if padding == "masked" else None)
+            self.id_embedding = nn.Embedding(
+                self.n_items + 1 + mask_token, hidden_size, padding_idx=0 if padding == "masked" else None
+            )
         if config.mixes_views:
             self.id_from_semantic = CrossAttention(hidden_size, config.cross_attention_heads)
             self.semantic_from_id = CrossAttention(hidden_size, config.cross_attention_heads)
@@ -149,8 +165,13 @@ class LLMESR(nn.Module):
         if not config.shared_encoder and config.collaborative_view and config.semantic_view:
             self.semantic_encoder = make_encoder()
         self.shifts_long_positions = self.encoder.shifted_scoring_positions
-        self.inputs = InputEmbedding(hidden_size, max_len, dropout, positional=self.encoder.uses_positions,
-                                     extra_positions=int(self.shifts_long_positions))
+        self.inputs = InputEmbedding(
+            hidden_size,
+            max_len,
+            dropout,
+            positional=self.encoder.uses_positions,
+            extra_positions=int(self.shifts_long_positions),
+        )
 
         init_weights(self)
         if config.collaborative_view:
@@ -182,8 +203,10 @@ class LLMESR(nn.Module):
         if self.config.mixes_views:
             allowed = attention_mask(valid, self.causal)
             id_view, semantic_view = views
-            views = [self.id_from_semantic(semantic_view, id_view, allowed),
-                     self.semantic_from_id(id_view, semantic_view, allowed)]
+            views = [
+                self.id_from_semantic(semantic_view, id_view, allowed),
+                self.semantic_from_id(id_view, semantic_view, allowed),
+            ]
         if hasattr(self, "semantic_encoder"):
             states = [self.encoder(views[0], valid), self.semantic_encoder(views[1], valid)]
         else:  # one call of the shared encoder over the views stacked along the batch
@@ -201,8 +224,10 @@ class LLMESR(nn.Module):
 
 # ---------------------------------------------------------------- self-distillation
 
-def mean_of_neighbours(states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor,
-                       shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+
+def mean_of_neighbours(
+    states: torch.Tensor, usable: torch.Tensor, where: torch.Tensor, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean of `states[where]` per row of a (B, n) neighbour grid, over usable neighbours only."""
     weights = usable[where].view(shape).float()
     gathered = states[where].view(*shape, -1)
@@ -217,8 +242,14 @@ def usable_neighbours(sequences: Sequences, keep_empty: bool) -> np.ndarray:
     return np.ones(sequences.n_users, bool) if keep_empty else sequences.lengths > TRAIN_CUT + 1
 
 
-def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbours: np.ndarray, max_len: int,
-                         device: torch.device, keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def distillation_teacher(
+    model: torch.nn.Module,
+    sequences: Sequences,
+    neighbours: np.ndarray,
+    max_len: int,
+    device: torch.device,
+    keep_empty: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean representation of each row's neighbours (0-based rows, (B, n)), from their
     training inputs, skipping neighbours whose training input is empty unless `keep_empty`.
     Every (row, neighbour) pair is its own forward, with its own dropout draw, as in the
@@ -232,7 +263,9 @@ def distillation_teacher(model: torch.nn.Module, sequences: Sequences, neighbour
 
 
 @torch.no_grad()
-def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device) -> torch.Tensor:
+def cached_representations(
+    model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device
+) -> torch.Tensor:
     """`teacher: epoch_cache`: every user's representation of its training input,
     computed once at the start of an epoch (evaluation mode, so without dropout noise)."""
     was_training = model.training
@@ -242,10 +275,13 @@ def cached_representations(model: torch.nn.Module, sequences: Sequences, max_len
     return states
 
 
-def cached_teacher(cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray,
-                   keep_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_teacher(
+    cached: torch.Tensor, sequences: Sequences, neighbours: np.ndarray, keep_empty: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     usable = torch.from_numpy(usable_neighbours(sequences, keep_empty)).to(cached.device)
-    return mean_of_neighbours(cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape)
+    return mean_of_neighbours(
+        cached, usable, torch.from_numpy(neighbours.reshape(-1)).to(cached.device), neighbours.shape
+    )
 
 
 Teacher = tuple[torch.Tensor, torch.Tensor]  # (B, d) teacher states, (B,) whether a row has one
@@ -257,8 +293,13 @@ class SelfDistillation(TrainingTerm):
 
     name = "distill"
 
-    def __init__(self, alpha: float, teacher: Callable[[nn.Module, np.ndarray], Teacher], second_pass: bool = False,
-                 on_epoch: Callable[[nn.Module], None] | None = None):
+    def __init__(
+        self,
+        alpha: float,
+        teacher: Callable[[nn.Module, np.ndarray], Teacher],
+        second_pass: bool = False,
+        on_epoch: Callable[[nn.Module], None] | None = None,
+    ):
         self.weight, self.teacher, self.second_pass, self.on_epoch = alpha, teacher, second_pass, on_epoch
 
     def begin_epoch(self, model: nn.Module, epoch: int) -> None:
@@ -279,8 +320,14 @@ class SelfDistillation(TrainingTerm):
         return ((students - goals) ** 2).sum() / (n_taught * students.shape[-1])  # the batch's MSE, in parts
 
 
-def self_distillation(config: LLMESRConfig, sequences: Sequences, neighbours: np.ndarray, max_len: int,
-                      device: torch.device, keep_empty: bool) -> SelfDistillation:
+def self_distillation(
+    config: LLMESRConfig,
+    sequences: Sequences,
+    neighbours: np.ndarray,
+    max_len: int,
+    device: torch.device,
+    keep_empty: bool,
+) -> SelfDistillation:
     """The term as configured: `neighbours` (n_users, >= num_similar_users) are 1-based user ids."""
     similar = neighbours[:, : config.num_similar_users].astype(np.int64) - 1
     if config.teacher == "batch":
@@ -293,3 +340,48 @@ def self_distillation(config: LLMESRConfig, sequences: Sequences, neighbours: np
 
     teacher = lambda model, rows: cached_teacher(cache["states"], sequences, similar[rows], keep_empty)
     return SelfDistillation(config.alpha, teacher, config.student == "second_pass", on_epoch=refresh)
+
+
+def build(config: LLMESRConfig, inputs: BuildInputs) -> LLMESR:
+    if config.semantic_view and inputs.llm_items is None:
+        raise ValueError("LLM-ESR's semantic view needs the item LLM embeddings")
+    if config.uses_pca and inputs.pca_items is None:
+        raise ValueError("id_init 'pca' needs the PCA vectors of the item embeddings")
+    # Causal only under a next-item objective at every position (SASRec, and only when causal).
+    causal = inputs.model["causal"] and inputs.backbone.predicts_every_position
+    return LLMESR(
+        config, inputs.encoder, inputs.n_items, inputs.llm_items, inputs.pca_items, causal=causal, **inputs.common
+    )
+
+
+def needs(config: LLMESRConfig) -> set[str]:
+    return (
+        ({"llm_items"} if config.semantic_view else set())
+        | ({"pca_items"} if config.uses_pca else set())
+        | ({"neighbours"} if config.alpha > 0 else set())
+    )
+
+
+def terms(config: LLMESRConfig, data: TrainingData) -> list[TrainingTerm]:
+    if config.alpha == 0:
+        return []
+    return [
+        self_distillation(
+            config, data.sequences, data.neighbours, data.max_len, data.device, data.keep_single_item_users
+        )
+    ]
+
+
+METHOD = Method(
+    "llmesr",
+    "LLM-ESR",
+    build,
+    LLMESRConfig,
+    "LLM-ESR's options (Liu et al., NeurIPS 2024).",
+    needs,
+    terms,
+    role=None,
+    plain_when=lambda config: not config.enabled,
+    group_analysis=True,
+    order=90,
+)

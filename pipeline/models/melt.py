@@ -23,6 +23,7 @@ cuts (ts_user, ts_item: the groups every table reports) where MELT takes quantil
 code fine-tunes a pre-trained SASRec; here the backbone trains from scratch with the branches,
 like every other row, and the reversed-suffix contexts of MELT's code are left out.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,17 +34,22 @@ import torch
 from torch import nn
 
 from ..data import TRAIN_CUT
+from ..options import option
 from ..scoring import user_vectors
 from .layers import init_weights
+from .method import BuildInputs, Method
 from .recommender import SequentialRecommender
 from .terms import Batch, MicroBatch, TrainingData, TrainingTerm, user_states
 
 
-@dataclass
+@dataclass(frozen=True)
 class MELTConfig:
-    lambda_user: float = 0.1  # MELT's Beauty setting (its README); the code's default is 0.2
-    lambda_item: float = 0.4  # 0.3 in the code's default
-    curriculum_epochs: int = 180  # E of the schedule: MELT's epoch budget on Beauty
+    # MELT's Beauty setting (its README); the code's defaults are 0.2 and 0.3.
+    lambda_user: float = option(0.1, "Weight of the user branch (MELT's Beauty setting).", minimum=0)
+    lambda_item: float = option(0.4, "Weight of the item branch (MELT's Beauty setting).", minimum=0)
+    curriculum_epochs: int = option(
+        180, "E of the curriculum |sin(pi/2 e / E + ...)| (MELT's Beauty epoch budget).", minimum=1
+    )
 
 
 class MELT(SequentialRecommender):
@@ -105,7 +111,7 @@ class UserTransfer(TrainingTerm):
         if model.mask_token is not None:
             short = torch.cat([short, torch.full_like(short[:, :1], model.mask_token)], dim=1)
         r_short = model.sequence_states(short)[:, -1]
-        r_full = user_states(model, micro)[head]
+        r_full = user_states(model, micro, self.max_len)[head]
         span = max(self.max_len - self.ts_user - 1, 1)
         weights = curriculum(self.phase, math.pi * (lengths[head] - self.ts_user - 1) / (2 * span))
         squared = (model.user_transfer(r_short) - r_full) ** 2
@@ -143,8 +149,9 @@ class ItemTransfer(TrainingTerm):
         model.eval()
         model.transfers_tail_users = False
         try:
-            states = user_vectors(model, self.data.sequences, self.tail_users, self.tail_cuts, self.data.max_len,
-                                  self.data.device)
+            states = user_vectors(
+                model, self.data.sequences, self.tail_users, self.tail_cuts, self.data.max_len, self.data.device
+            )
         finally:
             model.transfers_tail_users = True
             model.train(was_training)
@@ -174,3 +181,21 @@ class ItemTransfer(TrainingTerm):
 
 def melt_terms(config: MELTConfig, data: TrainingData) -> list[TrainingTerm]:
     return [UserTransfer(config, data.thresholds["ts_user"], data.max_len), ItemTransfer(config, data)]
+
+
+def build(config: MELTConfig, inputs: BuildInputs) -> MELT:
+    ts_user = (inputs.thresholds or {}).get("ts_user", 0)  # a loaded model takes it from its state dict
+    return MELT(config, inputs.encoder(), inputs.n_items, ts_user, **inputs.common)
+
+
+METHOD = Method(
+    "melt",
+    "MELT",
+    build,
+    MELTConfig,
+    "MELT's Beauty setting (rlqja1107/MELT README).",
+    needs=lambda config: {"stats"},
+    terms=melt_terms,
+    group_analysis=True,
+    order=20,
+)

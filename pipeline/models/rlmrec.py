@@ -20,27 +20,39 @@ user prompt embeddings (RLMRec embeds LLM-written profiles with ada-002).
   masked item's semantic vector.
 At inference neither MLP is used: the model scores as the plain backbone does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import option
+from .method import BuildInputs, Method
 from .recommender import SequentialRecommender
 from .terms import Batch, MicroBatch, TrainingData, TrainingTerm, user_states
 
 OBJECTIVES = ("contrastive", "generative")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RLMRecConfig:
-    objective: str = "contrastive"
-    weight: float = 0.01  # RLMRec-Con's kd_weight (Amazon, Yelp); RLMRec-Gen's recon_weight is 0.1
-    temperature: float = 0.2  # kd_temperature; re_temperature for generative
-    mask_ratio: float = 0.1  # generative only
+    objective: Literal["contrastive", "generative"] = option(
+        "contrastive", "contrastive = RLMRec-Con, generative = RLMRec-Gen."
+    )
+    weight: float = option(
+        0.01, "Weight of the term (RLMRec-Con's kd_weight 0.01; RLMRec-Gen's recon_weight is 0.1).", minimum=0
+    )
+    temperature: float = option(
+        0.2, "Temperature of the InfoNCE (kd_temperature / re_temperature).", exclusiveMinimum=0
+    )
+    mask_ratio: float = option(
+        0.1, "generative: share of the batch's distinct input items masked.", exclusiveMinimum=0, exclusiveMaximum=1
+    )
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -73,7 +85,9 @@ class RLMRec(SequentialRecommender):
         return torch.where(self.masked[seq].unsqueeze(-1), self.mask_vector, vectors)
 
 
-def info_nce(anchors: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(
+    anchors: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Sum over anchors of -log softmax(cos(anchor, candidates) / t)[positive]."""
     logits = F.normalize(anchors, dim=-1) @ F.normalize(candidates, dim=-1).T / temperature
     return F.cross_entropy(logits, positive, reduction="sum")
@@ -85,7 +99,7 @@ class Alignment(TrainingTerm):
     name = "align"
 
     def __init__(self, config: RLMRecConfig, data: TrainingData):
-        self.weight, self.temperature = config.weight, config.temperature
+        self.weight, self.temperature, self.max_len = config.weight, config.temperature, data.max_len
         zero = np.zeros((1, data.llm_items.shape[1]), np.float32)
         # Row i = item id i (0: padding, never an anchor).
         self.items = torch.from_numpy(np.concatenate([zero, data.llm_items.astype(np.float32)])).to(data.device)
@@ -102,8 +116,15 @@ class Alignment(TrainingTerm):
 
     def loss(self, model: RLMRec, micro: MicroBatch, prepared: dict) -> torch.Tensor:
         project = model.semantic_to_model
-        total = info_nce(user_states(model, micro), project(self.users[prepared["rows"]]), micro.where,
-                         self.temperature) / prepared["n_users"]
+        total = (
+            info_nce(
+                user_states(model, micro, self.max_len),
+                project(self.users[prepared["rows"]]),
+                micro.where,
+                self.temperature,
+            )
+            / prepared["n_users"]
+        )
         per_row = micro.negatives is not None and micro.negatives.shape[0] == micro.inputs.shape[0]
         for kind, ids in (("target", micro.targets), ("negative", micro.negatives if per_row else None)):
             if ids is None or not prepared[f"n_{kind}"]:
@@ -111,8 +132,11 @@ class Alignment(TrainingTerm):
             ids = ids[ids > 0]
             candidates = prepared[kind]
             positive = torch.searchsorted(candidates, ids)
-            total = total + info_nce(model.item_vectors(ids), project(self.items[candidates]), positive,
-                                     self.temperature) / prepared[f"n_{kind}"]
+            total = (
+                total
+                + info_nce(model.item_vectors(ids), project(self.items[candidates]), positive, self.temperature)
+                / prepared[f"n_{kind}"]
+            )
         return total
 
 
@@ -142,9 +166,34 @@ class Reconstruction(TrainingTerm):
             return micro.states.new_zeros(())
         ids = micro.inputs[at]
         candidates = torch.unique(ids)
-        return info_nce(model.model_to_semantic(micro.states[at]), self.items[candidates],
-                        torch.searchsorted(candidates, ids), self.temperature) / n_masked
+        return (
+            info_nce(
+                model.model_to_semantic(micro.states[at]),
+                self.items[candidates],
+                torch.searchsorted(candidates, ids),
+                self.temperature,
+            )
+            / n_masked
+        )
 
 
 def rlmrec_terms(config: RLMRecConfig, data: TrainingData) -> list[TrainingTerm]:
     return [Alignment(config, data) if config.objective == "contrastive" else Reconstruction(config, data)]
+
+
+def build(config: RLMRecConfig, inputs: BuildInputs) -> RLMRec:
+    if inputs.llm_items is None:
+        raise ValueError("RLMRec needs the item LLM embeddings")
+    return RLMRec(config, inputs.encoder(), inputs.n_items, inputs.llm_items.shape[1], **inputs.common)
+
+
+METHOD = Method(
+    "rlmrec",
+    "RLMRec",
+    build,
+    RLMRecConfig,
+    "RLMRec-Con's defaults (HKUDS/RLMRec, Amazon/Yelp).",
+    needs=lambda config: {"llm_items", "llm_users"},
+    terms=rlmrec_terms,
+    order=30,
+)

@@ -14,6 +14,7 @@ position's input is zero, so its key and value are the projections' biases and i
 softmax weight. The max_len - n padding keys of a row are all alike, so they are computed as
 one key whose weight counts max_len - n times: the same result without the padded compute.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,15 +25,15 @@ from torch import nn
 from .layers import PADDING_MODES, Dropout, attend, attention_mask
 
 
-@dataclass
+@dataclass(frozen=True)
 class SASRecConfig:
-    hidden_size: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    dropout: float = 0.5
-    causal: bool = True
-    padding: str = "masked"  # or "attended" (the authors')
-    max_len: int = 200  # the padded length under padding="attended"
+    hidden_size: int
+    num_blocks: int
+    num_heads: int
+    dropout: float
+    causal: bool
+    padding: str  # "masked" or "attended" (the authors')
+    max_len: int  # the padded length under padding="attended"
 
     def __post_init__(self):
         if self.padding not in PADDING_MODES:
@@ -66,8 +67,9 @@ class SelfAttention(nn.Module):
             for projection in (self.query, self.key_value, self.out):
                 projection.bias.zero_()
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor,
-                padding_keys: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor, padding_keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`padding_keys` (B,): how many zero-input padding keys each row attends to besides
         the keys `allowed` admits (padding="attended"); None: none."""
         batch, length, hidden = queries.shape
@@ -120,7 +122,9 @@ class SASRecEncoder(nn.Module):
         # Under "attended" every row also sees its padding up to max_len; the padding of a trimmed
         # batch is masked above and counted here instead. Left padding precedes every item, so a
         # causal query sees all of it too.
-        padding_keys = (self.config.max_len - valid.sum(dim=1)).clamp(min=0) if self.config.padding == "attended" else None
+        padding_keys = (
+            (self.config.max_len - valid.sum(dim=1)).clamp(min=0) if self.config.padding == "attended" else None
+        )
         x = x * keep
         for attention_norm, attention, forward_norm, feed_forward in zip(
             self.attention_norms, self.attentions, self.forward_norms, self.forwards

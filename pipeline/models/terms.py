@@ -13,6 +13,7 @@ WHOLE batch (known in `prepare`), so that its micro-batch parts add up to the ba
 as the recommendation loss does. `weight` may change between epochs (MELT's curriculum).
 Methods trained in a stage of their own (CITIES) do not use this: see models/cities.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,11 +74,12 @@ class TrainingTerm:
         raise NotImplementedError
 
 
-def user_states(model: nn.Module, micro: MicroBatch) -> torch.Tensor:
+def user_states(model: nn.Module, micro: MicroBatch, max_len: int) -> torch.Tensor:
     """(b, d) each user's representation of its training input, as scoring computes one: the
     recommendation forward's last state, or for models with a mask token (Bert4Rec) the state
-    at a mask appended to the input (as the batch shows it)."""
+    at a mask appended after the input's last max_len - 1 items (max_len positions in all)."""
     if model.mask_token is None:
         return micro.states[:, -1]
-    appended = torch.cat([micro.inputs, torch.full_like(micro.inputs[:, :1], model.mask_token)], dim=1)
+    inputs = micro.inputs[:, -(max_len - 1) :] if max_len > 1 else micro.inputs[:, :0]
+    appended = torch.cat([inputs, torch.full_like(micro.inputs[:, :1], model.mask_token)], dim=1)
     return model.sequence_states(appended)[:, -1]

@@ -1,6 +1,7 @@
 """The LLM-ESR authors' `inter.txt`: `user item` per line, grouped by user in time order.
 Item text is optional (`items`: a TAB-separated table with a header whose first column is
 `item_id`); without it the semantic view only sees item ids."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,5 +25,8 @@ def read(paths: dict[str, Path], spec: dict) -> RawData:
     if interactions.is_empty():
         raise DataError(f"{paths['inter']}: no 'user item' lines")
     item_table = read_item_table(paths["items"], "item_id", quote_char=None) if "items" in paths else None
-    return RawData(interactions, item_table, {"rows_read": interactions.height + bad.count, "rows_malformed": bad.count,
-                                              "bad_lines": bad.examples})
+    return RawData(
+        interactions,
+        item_table,
+        {"rows_read": interactions.height + bad.count, "rows_malformed": bad.count, "bad_lines": bad.examples},
+    )

@@ -1,5 +1,6 @@
 """Stage `pca`: item LLM embeddings -> `hidden_size` principal components, which initialise
 LLM-ESR's collaborative-view item ID table (the paper: 1,536 -> 64 dims)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,19 @@ def pca_reduce(vectors: np.ndarray, dims: int) -> np.ndarray:
         )
     pca = PCA(n_components=dims, svd_solver="full")
     reduced = pca.fit_transform(vectors.astype(np.float64))
-    log.info("PCA %d -> %d dims keeps %.1f%% of the variance", vectors.shape[1], dims, 100 * pca.explained_variance_ratio_.sum())
+    log.info(
+        "PCA %d -> %d dims keeps %.1f%% of the variance",
+        vectors.shape[1],
+        dims,
+        100 * pca.explained_variance_ratio_.sum(),
+    )
     return reduced.astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline pca", description=__doc__)
     parser.add_argument("--embeddings", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out-pca", required=True, type=Path)
     parser.add_argument("--dims", required=True, type=int)
     args = parser.parse_args(argv)
-    save_npy(pca_reduce(np.load(args.embeddings), args.dims), args.out)
+    save_npy(pca_reduce(np.load(args.embeddings), args.dims), args.out_pca)

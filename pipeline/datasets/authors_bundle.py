@@ -8,6 +8,7 @@ authors' notebooks write them.
 
 Pickles are untrusted input: `load_pickle` admits only numpy arrays and plain containers.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from numpy._core import multiarray as _multiarray, numeric as _numeric
+from numpy._core import multiarray as _multiarray
+from numpy._core import numeric as _numeric
 
-from . import llmesr
+from . import authors_inter
 from .base import DataError, RawData
 
 FILES = {
@@ -46,6 +48,7 @@ class _NdarrayClass:
 
 def _numpy_constructor(name: str, limit: int):
     """numpy's pickle constructor `name`, refusing to build more than `limit` bytes."""
+
     def within(nbytes: int) -> None:
         if nbytes > limit:
             raise pickle.UnpicklingError(f"numpy {name} would build {nbytes} bytes from a {limit}-byte file")
@@ -84,16 +87,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _NdarrayClass
         constructor = _numpy_constructor(name, self.limit) if module in _NUMPY_MODULES | {"numpy"} else None
         if constructor is None or (module == "numpy") != (name == "dtype"):
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and plain containers "
-                                         "are allowed")
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: only numpy arrays and plain containers are allowed"
+            )
         return constructor
 
 
 def load_pickle(path: Path) -> object:
     try:
         return _RestrictedUnpickler(Path(path).read_bytes()).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError,
-            OverflowError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        TypeError,
+        ValueError,
+        OverflowError,
+    ) as err:
         raise DataError(f"{path}: not a pickle of plain data ({err})") from err
 
 
@@ -109,7 +121,7 @@ def load_array(path: Path, ndim: int = 2) -> np.ndarray:
 
 
 def read(paths: dict[str, Path], spec: dict) -> RawData:
-    return llmesr.read({"inter": Path(paths["dir"]) / FILES["inter"]}, spec)
+    return authors_inter.read({"inter": Path(paths["dir"]) / FILES["inter"]}, spec)
 
 
 def import_artifacts(folder: Path, items: pl.DataFrame, users: pl.DataFrame, hidden_size: int) -> dict[str, np.ndarray]:
@@ -118,12 +130,21 @@ def import_artifacts(folder: Path, items: pl.DataFrame, users: pl.DataFrame, hid
     item_rows = items["original_id"].cast(pl.Int64).to_numpy() - 1
     user_rows = users["original_id"].cast(pl.Int64).to_numpy() - 1
     arrays = {name: load_array(folder / FILES[name]) for name in ("llm_items", "llm_users", "pca_items", "neighbours")}
-    for name, rows, table in (("llm_items", item_rows, "items"), ("pca_items", item_rows, "items"),
-                              ("llm_users", user_rows, "users"), ("neighbours", user_rows, "users")):
+    for name, rows, table in (
+        ("llm_items", item_rows, "items"),
+        ("pca_items", item_rows, "items"),
+        ("llm_users", user_rows, "users"),
+        ("neighbours", user_rows, "users"),
+    ):
         if rows.max() >= len(arrays[name]):
-            raise DataError(f"{folder / FILES[name]}: {len(arrays[name])} rows, but inter.txt has {table} up to id {rows.max() + 1}")
+            raise DataError(
+                f"{folder / FILES[name]}: {len(arrays[name])} rows, but inter.txt has {table} up to id {rows.max() + 1}"
+            )
     if arrays["pca_items"].shape[1] != hidden_size:
-        raise DataError(f"{folder / FILES['pca_items']}: {arrays['pca_items'].shape[1]} dims, but model.hidden_size is {hidden_size}")
+        raise DataError(
+            f"{folder / FILES['pca_items']}: {arrays['pca_items'].shape[1]} dims, "
+            f"but model.hidden_size is {hidden_size}"
+        )
     # Similar users are 0-based rows of the bundle's users; map them to our 1-based ids.
     ours = np.full(len(arrays["llm_users"]), -1, dtype=np.int64)
     ours[user_rows] = np.arange(1, len(user_rows) + 1)
@@ -138,8 +159,14 @@ def import_artifacts(folder: Path, items: pl.DataFrame, users: pl.DataFrame, hid
     }
 
 
-def export(folder: Path, interactions: pl.DataFrame, llm_items: np.ndarray, llm_users: np.ndarray,
-           pca_items: np.ndarray, neighbours: np.ndarray) -> None:
+def export(
+    folder: Path,
+    interactions: pl.DataFrame,
+    llm_items: np.ndarray,
+    llm_users: np.ndarray,
+    pca_items: np.ndarray,
+    neighbours: np.ndarray,
+) -> None:
     """Write the bundle layout from this pipeline's artifacts (our ids, which are already
     1-based and contiguous; similar users become 0-based rows)."""
     from ..io import atomic_path

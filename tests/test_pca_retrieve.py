@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline.datasets import DataError
-from pipeline.reduce import pca_reduce
+from pipeline.pca import pca_reduce
 from pipeline.retrieve import exact_neighbours, hnsw_neighbours, recall_against_exact
 
 
