@@ -67,8 +67,11 @@ include: "rules/retrieve.smk"
 include: "rules/split.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
+include: "rules/recommend.smk"
 include: "rules/bundle.smk"
-include: "rules/report.smk"
+include: "rules/tables.smk"
+include: "rules/plots.smk"
 
 
 report: "rules/captions/workflow.rst"

@@ -7,6 +7,7 @@ prefixed with the job's name; progress bars (embedding) go to the console only.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -34,6 +35,19 @@ STAGES = {
 }
 
 
+# Faults of the disk or of permissions, each with what to do about it.
+DISK_FAULTS = {
+    errno.ENOSPC: "free some space, or point results elsewhere, and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+    errno.EROFS: "the file system is read-only: run from a writable folder",
+    errno.EACCES: "no permission: check the owner and mode of the folder",
+    errno.EPERM: "not permitted: check the owner and mode of the folder",
+    errno.EISDIR: "a folder stands where a file should be: move it away",
+    errno.ENOTDIR: "a file stands where a folder should be: move it away",
+    errno.EEXIST: "a file stands where a folder should be: move it away",
+}
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
         sys.exit(f"usage: python -m pipeline {{{','.join(STAGES)}}} [options]")
@@ -52,6 +66,13 @@ def main() -> None:
     except DataError as err:  # bad input: a message for the user, not a traceback
         logging.getLogger("pipeline").error("%s", err)
         sys.exit(1 if log_file else f"error: {err}")
+    except OSError as err:
+        if err.errno not in DISK_FAULTS:
+            raise
+        # A disk or permission fault: the file and the cause, in one line.
+        message = f"{err.filename}: cannot write or read it: {err.strerror} ({DISK_FAULTS[err.errno]})"
+        logging.getLogger("pipeline").error("%s", message)
+        sys.exit(1 if log_file else f"error: {message}")
     except BaseException:
         if log_file:
             logging.getLogger("pipeline").exception("failed")

@@ -247,6 +247,11 @@ def reference_errors(config: dict) -> list[str]:
         for name in config["targets"][kind]:
             if name not in config[kind]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
+    from .models import option_errors
+
+    # Every backbone a run may use: those targeted, and those named by a requested file (any).
+    backbones = list(full_schema()["properties"]["targets"]["properties"]["backbones"]["items"]["enum"])
+    problems += [f"model.{problem}" for problem in option_errors(config["model"], backbones)]
     schema = full_schema()["properties"]
     model_schema = jsonschema.Draft202012Validator(schema["model"])
     train_schema = jsonschema.Draft202012Validator(schema["train"])
@@ -271,6 +276,8 @@ def reference_errors(config: dict) -> list[str]:
             )
         if not model_problems:
             problems += _method_errors(config, variant, merged, train_override)
+            shared = set(option_errors(config["model"], backbones))  # said once below, not per variant
+            problems += [f"variants.{variant}: model.{p}" for p in option_errors(merged, backbones) if p not in shared]
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from .errors import DataError
+
 # How many trailing items each split removes from a user's full sequence.
 TEST_INPUT_CUT = 1  # the test target is the last item
 VALID_INPUT_CUT = 2  # the validation target is the second to last
@@ -119,7 +121,13 @@ def sample_negatives(
         if not clash.any():
             return negatives
         negatives[clash] = rng.integers(1, n_items + 1, size=int(clash.sum()))
-    raise RuntimeError("could not sample negatives: some user has interacted with (almost) every item")
+    # Users who have seen nearly every item: draw among the few they have not, directly.
+    for where in zip(*np.nonzero(trained[row_grid, negatives])):
+        unseen = np.flatnonzero(~trained[row_grid[where], 1:]) + 1
+        if not len(unseen):
+            raise DataError("a user who has trained on every item cannot get a negative: leave such users out")
+        negatives[where] = unseen[rng.integers(len(unseen))]
+    return negatives
 
 
 def length_sorted_chunks(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -141,11 +142,25 @@ class EmbeddingCache:
     def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def load(self) -> dict[str, np.ndarray]:
+    def load(self, wanted: set[str]) -> dict[str, np.ndarray]:
+        """The cached vectors of the `wanted` keys (memory follows what a run needs, not the
+        cache). Only complete shards count: a shard being written is a hidden temporary file
+        until it is renamed, and a shard that cannot be read is skipped and named."""
         found: dict[str, np.ndarray] = {}
-        for shard in sorted(self.folder.glob("*.npz")):
-            with np.load(shard) as data:
-                found.update(zip(data["keys"].tolist(), data["vectors"]))
+        for shard in sorted(self.folder.glob("[!.]*.npz")):
+            try:
+                with np.load(shard) as data:
+                    keys = data["keys"]
+                    hits = np.flatnonzero(np.isin(keys, list(wanted)))
+                    if len(hits):
+                        found.update(zip(keys[hits].tolist(), data["vectors"][hits]))
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+                log.warning(
+                    "embedding cache: skipped %s, which cannot be read (%s: %s); delete it",
+                    shard,
+                    type(err).__name__,
+                    err,
+                )
         return found
 
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
@@ -163,7 +178,7 @@ def encode_cached(
     identity = model_identity(model)
     keys = [EmbeddingCache.key(t) for t in texts]
     cache = EmbeddingCache(cache_root, identity["identity"]) if cache_root else None
-    known = cache.load() if cache else {}
+    known = cache.load(set(keys)) if cache else {}
     missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
     started = time.perf_counter()
     if missing:
@@ -207,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     start, stop = shard_bounds(len(ids), args.shard, args.shards)
     texts = prompts["text"].to_list()[start:stop]
     vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
+    if args.shards == 1 and len(vectors) > 1 and (vectors == vectors[0]).all():
+        raise DataError(
+            f"{args.prompts}: all {len(vectors)} prompts give the same vector: they are probably all alike (e.g. "
+            "every field reads the missing text; see items_without_text_row in the dataset's ingest report)"
+        )
     log.info(
         "%d texts: %d encoded in %.1f s (%s/s), %d from the cache; dim %d",
         len(texts),

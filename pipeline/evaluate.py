@@ -20,11 +20,38 @@ import polars as pl
 from . import provenance
 from .checkpoints import load_for_scoring
 from .data import TEST_INPUT_CUT
+from .errors import DataError
 from .io import read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
+
+
+def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    return {
+        k: v
+        for key, value in tree.items()
+        for k, v in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}).items()
+    }
+
+
+def check_options(path: Path, history: dict, record: dict) -> None:
+    """The run's model must have been trained with the options this evaluation reports (a
+    trainer left running after Snakemake was killed can finish a run with older ones). A run
+    trained before histories recorded their options is taken as it is."""
+    if "options" not in history:
+        log.warning("%s records no options (an older run): not checked against this evaluation's", path)
+        return
+    trained = leaves(history["options"])
+    asked = leaves({"model": record["model"], "train": record["train"]})
+    differ = sorted(key for key in trained.keys() | asked.keys() if trained.get(key) != asked.get(key))
+    if differ:
+        shown = "; ".join(f"{key}: trained {trained.get(key)!r}, asked {asked.get(key)!r}" for key in differ[:5])
+        raise DataError(
+            f"{path}: this run was trained with other options than the ones it would be reported under ({shown}): "
+            f"its model is not reported. Delete {path.parent} and run again"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
+    history = read_json(args.history)
+    check_options(args.history, history, json.loads(args.record))
     model, state, item_table, sequences, device = load_for_scoring(
         args.checkpoint, args.interactions, args.item_table, args.device, args.threads
     )
@@ -84,7 +113,6 @@ def main(argv: list[str] | None = None) -> None:
     full_groups = group_metrics(full, masks, ks)
     for name, extra in beyond_accuracy(top, masks, ks, sequences.n_items, tail_items).items():
         full_groups[name].update(extra)
-    history = read_json(args.history)
     metrics = {
         **json.loads(args.run),
         "protocol": {

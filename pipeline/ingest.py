@@ -92,6 +92,13 @@ def canonicalise(
             if text_columns
             else items.height
         )
+        unmatched = items.join(text, on="original_id", how="anti")["original_id"]
+        unused = text.join(items, on="original_id", how="anti")["original_id"]
+        report["items_without_text_row"] = unmatched.len()
+        report["unmatched_item_ids"] = {
+            "interactions": unmatched.head(5).to_list(),
+            "item_table": unused.head(5).to_list(),
+        }
         items = items.with_columns(pl.col(text_columns).fill_null(""))
     else:
         report["items_without_metadata"] = items.height
@@ -128,10 +135,16 @@ def dropped(report: dict) -> list[tuple[str, int, int]]:
 
 
 def drop_summary(report: dict) -> list[str]:
-    """One line per kind of dropped data (and per duplicate item row), for the log and the console."""
+    """One line per kind of dropped data (and per duplicate item row, and the items without a
+    row in the item table), for the log and the console."""
     lines = [f"{count} of {total} {what} ({count / total:.2%}) dropped" for what, count, total in dropped(report)]
     if report.get("duplicate_item_rows"):
         lines.append(f"{report['duplicate_item_rows']} item rows repeat an item id (the first row of each id is kept)")
+    if report.get("items_without_text_row"):
+        lines.append(
+            f"{report['items_without_text_row']} of {report['items']} items have no row in the item table: their "
+            f"prompts read the missing text (e.g. {', '.join(map(repr, report['unmatched_item_ids']['interactions']))})"
+        )
     return lines
 
 
@@ -161,6 +174,23 @@ def check_drops(report: dict, limit: float, files: str) -> None:
     )
 
 
+def check_item_text(report: dict, limit: float, files: str) -> None:
+    """Items whose id matches no row of the item table above `limit` (a share of the items)
+    mean the two files name items differently: every such prompt would read the missing text,
+    and the method's semantic input would be lost without a word. Stop, showing ids of both."""
+    missing, items = report.get("items_without_text_row", 0), report["items"]
+    if not missing or missing / items <= limit:
+        return
+    ids = report["unmatched_item_ids"]
+    raise DataError(
+        f"{files}: {missing} of {items} items ({missing / items:.1%}) have no row in the item table, more than "
+        f"max_items_without_text ({limit:.1%}): their prompts would all read the missing text. Ids without a row: "
+        f"{', '.join(map(repr, ids['interactions']))}; ids of the item table that match no interaction: "
+        f"{', '.join(map(repr, ids['item_table'])) or 'none'}. Are both written the same way (the same column, "
+        "no spaces, no leading zeros)? Fix the files, or raise max_items_without_text for this dataset"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pipeline ingest", description=__doc__)
     parser.add_argument("--spec", required=True, help="the dataset's config entry, as JSON")
@@ -180,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         spec["min_sequence_length"],
         spec["filter"],
     )
+    check_item_text(report, spec["max_items_without_text"], ", ".join(map(str, input_files(spec).values())))
     for key, value in report.items():
         log.info("%s: %s", key, value)
     for line in drop_summary(report):

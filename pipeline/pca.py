@@ -23,6 +23,13 @@ def pca_reduce(vectors: np.ndarray, dims: int) -> np.ndarray:
             f"dims; got {vectors.shape[0]} items x {vectors.shape[1]} dims (lower model.hidden_size "
             "or use a larger encoder)"
         )
+    if not np.isfinite(vectors).all():
+        raise DataError("the item embeddings hold NaN or infinite values: embed them again (delete results/*/embed)")
+    if len(vectors) > 1 and (vectors == vectors[0]).all():
+        raise DataError(
+            f"all {len(vectors)} item embeddings are identical, so they have no principal components: the item "
+            "prompts are probably all alike (see items_without_text_row in the dataset's ingest report)"
+        )
     pca = PCA(n_components=dims, svd_solver="full")
     reduced = pca.fit_transform(vectors.astype(np.float64))
     log.info(

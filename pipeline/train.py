@@ -19,7 +19,7 @@ gradients added up before the optimizer step. The losses are divided by the whol
 counts, so the step is the one the whole batch would give; only padding is skipped.
 `bucket_pool` > 0 (opt-in) goes further and builds the batches themselves from users of
 similar length (see data.epoch_batches): faster, but it changes which users share a step, and
-on Beauty it learns measurably worse (README, Speed).
+on Beauty it learns measurably worse (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -190,6 +190,21 @@ def training_users(objective: str, sequences: Sequences, keep_single_item_users:
     return np.flatnonzero(sequences.lengths > TRAIN_CUT + (objective != "masked"))
 
 
+def without_saturated_users(users: np.ndarray, sequences: Sequences) -> np.ndarray:
+    """The training users but those who have trained on every item (no item is left to be
+    their negative: eval.saturated: drop evaluates without them, and they train without them)."""
+    keys = sequences.membership_keys(TRAIN_CUT)
+    distinct = np.bincount(keys // (sequences.n_items + 1), minlength=sequences.n_users)
+    saturated = distinct[users] >= sequences.n_items
+    if saturated.any():
+        log.warning(
+            "%d user(s) have trained on every item: left out of training (no negative exists)",
+            int(saturated.sum()),
+            extra=CONSOLE,
+        )
+    return users[~saturated]
+
+
 def training_batch(
     objective: str,
     sequences: Sequences,
@@ -296,16 +311,16 @@ class Loop:
     terms: list[TrainingTerm]
     loss: Loss
     optimizer: torch.optim.Optimizer
+    trainable: list[torch.nn.Parameter]  # what the optimizer steps
     options: TrainOptions
     max_len: int
     mask_prob: float
-    full_width: bool
+    full_width: bool  # every batch padded to max_len (padding: attended)
     device: torch.device
     exclude: np.ndarray = field(init=False)  # the training items, never drawn as negatives
 
     def __post_init__(self):
         self.exclude = self.sequences.membership_keys(TRAIN_CUT)
-        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
 
 
 def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
@@ -350,14 +365,13 @@ def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.nd
 
 
 def load_base(model: torch.nn.Module, base: dict | None, backbone: str, title: str) -> None:
-    """The trained plain backbone's weights into a second-stage method's model (CITIES)."""
+    """The trained plain backbone's weights into the model of a method that starts from them
+    (CITIES, MELT): every weight of the plain model is loaded; the method's own keep theirs."""
     if base is None:
         raise ValueError(f"{title} starts from the trained plain backbone: pass its checkpoint")
-    missing, unexpected = model.load_state_dict(base, strict=False)
-    if unexpected or any(not name.startswith("inference.") for name in missing):
-        raise ValueError(
-            f"the base checkpoint does not fit this {backbone}: missing {missing}, unexpected {unexpected}"
-        )
+    _, unexpected = model.load_state_dict(base, strict=False)
+    if unexpected:
+        raise ValueError(f"the base checkpoint does not fit this {backbone}: {unexpected} are not in its model")
 
 
 def train(
@@ -405,8 +419,9 @@ def train(
         artifacts.llm_users,
         artifacts.stats,
     )
-    if method.stage is not None:
+    if "base" in method.needs(config):  # a method that reads the trained plain backbone starts from it
         load_base(model, artifacts.base, backbone, method.title)
+    if method.stage is not None:
         return method.stage(model, config, StageInputs(data, rng, options.max_epochs, validate))
     terms = method.terms(config, data)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -416,12 +431,13 @@ def train(
         model,
         objective,
         sequences,
-        training_users(objective, sequences, keep_single),
+        without_saturated_users(training_users(objective, sequences, keep_single), sequences),
         # Masked training sees every user twice per epoch: randomly masked, and last item masked.
         2 if objective == "masked" else 1,
         terms,
         make_loss(options.loss_config, sequences.n_items),
         optimizer,
+        trainable,
         options,
         max_len,
         getattr(backbone_config(backbone, model_options), "mask_prob", 0.0),
@@ -576,6 +592,8 @@ def main(argv: list[str] | None = None) -> None:
         args.out_checkpoint,
     )
     history.update(
+        # What produced this run, for the evaluation to check against what it is asked to report.
+        options={"model": model_options, "train": json.loads(args.train)},
         device=str(device),
         threads=args.threads,
         machine=machine(),

@@ -2,6 +2,7 @@
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from pipeline.datasets import FORMATS, DataError, input_files
 from pipeline.models import BACKBONES, METHODS, effective_options, method_inputs, method_of, variant_role, variant_title
@@ -91,13 +92,18 @@ def raw_inputs(wildcards):
     if missing and wildcards.dataset not in _reported_missing:
         _reported_missing.add(wildcards.dataset)
         lines = [f"Dataset '{wildcards.dataset}' (format {spec['format']}): input files not found:"]
-        lines += [f"  {key}: {path}" for key, path in missing.items()]
+        lines += [f"  {key}: {path} (looked for at {path.absolute()})" for key, path in missing.items()]
+        if any(not path.is_absolute() for path in missing.values()):
+            lines.append(
+                f"Relative paths are resolved from the working directory ({Path.cwd()}), not from the config "
+                "file's folder: run from the folder they are relative to, or give absolute paths."
+            )
         if spec.get("source"):
             lines.append(f"Where to get them: {spec['source']}")
         keys = ", ".join(FORMATS[spec["format"]].required)
         lines.append(
             f"To use files elsewhere, set datasets.{wildcards.dataset}.{{{keys}}} in a config file and pass it "
-            "with --configfile (see README: 'Your own data')."
+            "with --configfile (see docs/data.md: 'Your own data')."
         )
         print("\n".join(lines), file=sys.stderr)
     # Prefixed: some path keys (e.g. 'items') are reserved names for Snakemake's input.

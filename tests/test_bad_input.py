@@ -52,7 +52,7 @@ def test_an_empty_file_is_an_error_naming_it(tmp_path, make):
 
 
 def test_a_missing_file_is_an_error(tmp_path):
-    with pytest.raises(DataError, match="missing input files:\n  inter: .*absent"):
+    with pytest.raises(DataError, match="missing input files .*working directory.*:\n  inter: .*absent"):
         read_dataset({"format": "llmesr", "inter": str(tmp_path / "absent")})
 
 
@@ -129,6 +129,7 @@ def test_small_drops_are_summarised(tmp_path):
         "1 of 202 lines repeating a user of an earlier line (a user's sequence must be on one line) (0.50%) dropped",
         "1 of 601 interactions on those repeated lines (0.17%) dropped",
         "1 item rows repeat an item id (the first row of each id is kept)",
+        "2 of 3 items have no row in the item table: their prompts read the missing text (e.g. 'b', 'c')",
     ]
     assert report["bad_lines"] == [
         f"{tmp_path / 's.txt'}:201: user u0 again (first on line 1)",

@@ -98,7 +98,7 @@ def test_missing_file_is_a_data_error(tmp_path):
 def test_ingest_cli_writes_all_artifacts(tmp_path):
     from pipeline.ingest import main
 
-    spec = write_sequences(tmp_path)
+    spec = {**write_sequences(tmp_path), "max_items_without_text": 0.5}  # item b has no row
     out = {name: tmp_path / "out" / name for name in ("i.parquet", "t.parquet", "u.parquet", "r.json")}
     main(
         [

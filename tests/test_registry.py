@@ -51,6 +51,7 @@ METHOD = Method("toy", "Toy", build, ToyConfig, needs=lambda config: {"stats"},
 
 def copy_of_repository(folder):
     """The workflow's files (not the venv, results or tests) in `folder`."""
+    folder.mkdir()
     for name in ("Snakefile", "config.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, folder / name)
     for name in ("rules", "pipeline", "envs", "profiles"):

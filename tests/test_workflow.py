@@ -3,6 +3,7 @@ embedded MovieLens-100K (the copy inside the recbole wheel)."""
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import polars as pl
@@ -381,9 +382,14 @@ def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base
 def test_a_variant_trains_with_its_own_train_options_and_the_others_do_not(tmp_path):
     targets = ["results/ml100k_sasrec_basegbce_metrics.json", "results/ml100k_sasrec_metrics.json"]
     output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
+    commands = [
+        shlex.split(line.split(": ", 1)[1].split(" --log ")[0])
+        for line in output.splitlines()
+        if line.startswith("Shell command: python -m pipeline train ")
+    ]
     trains = {
-        m.group(2): json.loads(m.group(1))
-        for m in re.finditer(r"--train '(\{.*?\})'.*?--out-checkpoint results/ml100k/runs/sasrec_(\w+)_seed42/", output)
+        Path(w[w.index("--out-checkpoint") + 1]).parent.name.split("_")[1]: json.loads(w[w.index("--train") + 1])
+        for w in commands
     }
     assert (trains["basegbce"]["loss"], trains["basegbce"]["negatives"], trains["basegbce"]["select_on"]) == (
         "gbce",
@@ -504,6 +510,9 @@ def test_missing_dataset_files_get_a_helpful_message(tmp_path):
     assert result.returncode != 0
     assert "data/raw/yelp/yelp_training_set_review.json" in output and "Where to get them" in output
     assert "--configfile" in output
+    # the path as it was looked for, and the rule for relative paths
+    assert str(tmp_path / "data/raw/yelp/yelp_training_set_review.json") in output
+    assert "Relative paths are resolved from the working directory" in output
     assert "Traceback" not in output
 
 
@@ -539,6 +548,7 @@ def test_small_ingestion_drops_are_printed_at_the_end_of_the_run(tmp_path):
                         "items": "i.tsv",
                         "min_item_interactions": 1,
                         "max_bad_rows": 0.05,
+                        "max_items_without_text": 1,  # the item table is a stub here
                     }
                 }
             }

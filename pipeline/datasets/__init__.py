@@ -81,7 +81,9 @@ def input_files(spec: dict) -> dict[str, Path]:
 
 
 def read_dataset(spec: dict) -> RawData:
-    missing = [f"{key}: {path}" for key, path in input_files(spec).items() if not path.is_file()]
+    missing = [f"{key}: {path.absolute()}" for key, path in input_files(spec).items() if not path.is_file()]
     if missing:
-        raise DataError("missing input files:\n  " + "\n  ".join(missing))
+        raise DataError(
+            "missing input files (relative paths are resolved from the working directory):\n  " + "\n  ".join(missing)
+        )
     return FORMATS[spec["format"]].read(dataset_paths(spec), with_defaults(spec))

@@ -109,8 +109,36 @@ def load_pickle(path: Path) -> object:
         raise DataError(f"{path}: not a pickle of plain data ({err})") from err
 
 
+# What a pickle may expand to as an array: its file size times this. A pickled array holds its
+# data (8 bytes a float64); a list holds each number in 2-9 bytes; repeating one row by
+# reference costs a byte or two per copy and is what this refuses.
+EXPANSION = 16
+
+
+def elements(value: object, sizes: dict[int, int] | None = None) -> int:
+    """How many numbers `value` (arrays, lists, tuples, numbers) becomes as an array, counting
+    every reference to a shared row again, without building anything (each object sized once)."""
+    sizes = {} if sizes is None else sizes
+    if id(value) in sizes:
+        return sizes[id(value)]
+    if isinstance(value, np.ndarray):
+        count = value.size
+    elif isinstance(value, (list, tuple)):
+        count = sum(elements(item, sizes) for item in value)
+    else:
+        count = 1
+    sizes[id(value)] = count
+    return count
+
+
 def load_array(path: Path, ndim: int = 2) -> np.ndarray:
     value = load_pickle(path)
+    size = Path(path).stat().st_size
+    if 8 * elements(value) > EXPANSION * size:
+        raise DataError(
+            f"{path}: not a pickle of plain data (it would expand to {elements(value)} numbers, "
+            f"{8 * elements(value)} bytes, from a {size}-byte file; more than {EXPANSION} times the file is refused)"
+        )
     try:
         array = np.asarray(value)
     except ValueError as err:

@@ -28,14 +28,18 @@ def python_literal(text: str) -> object:
     return ast.literal_eval(text)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"  # a byte-order mark some editors put at the start of a file
+
+
 def text_lines(path: Path) -> Iterator[str | None]:
     """The lines of a plain text file, each decoded on its own: None for one that is not
-    UTF-8 (the caller counts it), so one bad byte does not sink the file."""
+    UTF-8 (the caller counts it), so one bad byte does not sink the file. A byte-order mark
+    at the start is not part of the first line."""
     check_not_empty(path)
     with open(path, "rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle):
             try:
-                yield raw.decode("utf-8")
+                yield (raw.removeprefix(UTF8_BOM) if number == 0 else raw).decode("utf-8")
             except UnicodeDecodeError:
                 yield None
 
@@ -59,6 +63,7 @@ class LineReader:
             with open_binary(self.path) as handle:
                 for raw in handle:
                     self.line_number += 1
+                    raw = raw.removeprefix(UTF8_BOM) if self.line_number == 1 else raw
                     if not raw.strip():
                         continue
                     self.lines += 1

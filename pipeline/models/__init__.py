@@ -20,13 +20,20 @@ from ..options import typed
 from ..schema import deep_merge, variant_parts
 from .bert4rec import Bert4RecConfig, Bert4RecEncoder
 from .gru4rec import GRU4RecConfig, GRU4RecEncoder
-from .method import Backbone, BuildInputs, Method
+from .method import Backbone, BuildInputs, Method, divides
 from .sasrec import SASRecConfig, SASRecEncoder
 
 BACKBONES: dict[str, Backbone] = {
-    "sasrec": Backbone(SASRecConfig, SASRecEncoder, objective="next_item"),
-    "gru4rec": Backbone(GRU4RecConfig, GRU4RecEncoder, objective="last_item"),
-    "bert4rec": Backbone(Bert4RecConfig, Bert4RecEncoder, objective="masked"),
+    "sasrec": Backbone(
+        SASRecConfig, SASRecEncoder, "next_item", lambda m: divides(m, "sasrec.num_heads", m["sasrec"]["num_heads"])
+    ),
+    "gru4rec": Backbone(GRU4RecConfig, GRU4RecEncoder, "last_item"),
+    "bert4rec": Backbone(
+        Bert4RecConfig,
+        Bert4RecEncoder,
+        "masked",
+        lambda m: divides(m, "bert4rec.num_heads", m["bert4rec"]["num_heads"]),
+    ),
 }
 
 # What `model.paper_compat: true` sets: the authors' computation, every rule that makes ours
@@ -84,6 +91,15 @@ def method_inputs(model: dict) -> set[str]:
     """The artifacts (models.method.ARTIFACTS) a model's training reads besides the interactions."""
     name = method_of(model)
     return METHODS[name].needs(method_config(name, model))
+
+
+def option_errors(model: dict, backbones: list[str]) -> list[str]:
+    """What would stop a model of these options from being built on these backbones, found
+    before any job runs: constraints between keys (heads that must divide hidden_size)."""
+    model = effective_options(model)
+    name = method_of(model)
+    problems = [problem for backbone in backbones for problem in BACKBONES[backbone].check(model)]
+    return problems + METHODS[name].check(method_config(name, model), model)
 
 
 def build_model(

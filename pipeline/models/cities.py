@@ -38,7 +38,7 @@ from ..console import CONSOLE
 from ..data import TRAIN_CUT, Sequences
 from ..early_stopping import EarlyStopping, training_history
 from ..options import option
-from .method import BuildInputs, Method, StageInputs
+from .method import BuildInputs, Method, StageInputs, divides
 from .recommender import SequentialRecommender
 
 log = logging.getLogger(__name__)
@@ -285,4 +285,5 @@ METHOD = Method(
     needs=lambda config: {"stats", "base"},
     stage=fit,
     order=10,
+    check=lambda config, model: divides(model, "cities.heads", config.heads),
 )

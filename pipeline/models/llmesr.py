@@ -44,7 +44,7 @@ from ..data import TRAIN_CUT, Sequences
 from ..options import option
 from ..scoring import last_states
 from .layers import InputEmbedding, attend, attention_mask, init_weights, left_pad_to
-from .method import BuildInputs, Method
+from .method import BuildInputs, Method, divides
 from .terms import Batch, MicroBatch, TrainingData, TrainingTerm
 
 
@@ -384,4 +384,7 @@ METHOD = Method(
     plain_when=lambda config: not config.enabled,
     group_analysis=True,
     order=90,
+    check=lambda config, model: (
+        divides(model, "llmesr.cross_attention_heads", config.cross_attention_heads) if config.mixes_views else []
+    ),
 )

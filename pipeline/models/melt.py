@@ -19,9 +19,10 @@ transfers trained beside the recommendation loss, read from the authors' code (r
   capped at ts_item + 50): the emphasis moves from the longest head users and the most
   frequent head items toward the shorter and rarer ones as training proceeds.
 Loss = rec + lambda_user * L_user + lambda_item * L_item. Head and tail are the dataset's own
-cuts (ts_user, ts_item: the groups every table reports) where MELT takes quantiles. MELT's
-code fine-tunes a pre-trained SASRec; here the backbone trains from scratch with the branches,
-like every other row, and the reversed-suffix contexts of MELT's code are left out.
+cuts (ts_user, ts_item: the groups every table reports) where MELT takes quantiles. Like
+MELT's code, it fine-tunes the trained plain backbone of the same dataset and seed
+(`melt.from_base`, default; false trains the backbone and the branches from scratch
+together); the reversed-suffix contexts of MELT's code are left out.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class MELTConfig:
     lambda_item: float = option(0.4, "Weight of the item branch (MELT's Beauty setting).", minimum=0)
     curriculum_epochs: int = option(
         180, "E of the curriculum |sin(pi/2 e / E + ...)| (MELT's Beauty epoch budget).", minimum=1
+    )
+    from_base: bool = option(
+        True,
+        "Start from the trained plain backbone of the same dataset and seed and fine-tune it with the branches, as "
+        "MELT's code does; false trains the backbone and the branches from scratch together.",
     )
 
 
@@ -194,7 +200,7 @@ METHOD = Method(
     build,
     MELTConfig,
     "MELT's Beauty setting (rlqja1107/MELT README).",
-    needs=lambda config: {"stats"},
+    needs=lambda config: {"stats", "base"} if config.from_base else {"stats"},
     terms=melt_terms,
     group_analysis=True,
     order=20,

@@ -44,13 +44,27 @@ class Recommender(Protocol):
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor: ...
 
 
+def divides(model: dict, key: str, heads: int) -> list[str]:
+    """A problem when `heads` attention heads (the option `key`) do not divide hidden_size."""
+    width = model["hidden_size"]
+    if width % heads == 0:
+        return []
+    valid = ", ".join(str(n) for n in range(1, min(width, 16) + 1) if width % n == 0)
+    return [
+        f"{key} is {heads}, which does not divide model.hidden_size {width}: use one of {valid} (or another "
+        "hidden_size)"
+    ]
+
+
 @dataclass(frozen=True)
 class Backbone:
     config: type
-    encoder: Callable[[Any], nn.Module]
+    encoder: Callable[[Any], Encoder]
     # How the training loop builds targets: "next_item" at every position (SASRec), the
     # "last_item" only (GRU4Rec), or "masked" items (Bert4Rec, which needs a mask token).
     objective: str
+    # (model options) -> problems between its options that a schema cannot state.
+    check: Callable[[dict], list[str]] = lambda model: []
 
     @property
     def mask_token(self) -> bool:
@@ -93,7 +107,7 @@ class BuildInputs:
     pca_items: torch.Tensor | None = None
     thresholds: dict | None = None
 
-    def encoder(self) -> nn.Module:
+    def encoder(self) -> Encoder:
         return self.backbone.encoder(self.encoder_config)
 
 
@@ -111,7 +125,7 @@ class StageInputs:
 class Method:
     name: str  # the value of `model.method`, and of its config section `model.<name>`
     title: str  # its row in the tables
-    build: Callable[[Any, BuildInputs], nn.Module]  # (typed config or None, inputs) -> the model
+    build: Callable[[Any, BuildInputs], Recommender]  # (typed config or None, inputs) -> the model
     config: type | None = None  # an `option` dataclass: typed config and schema section at once
     description: str = ""  # of its schema section
     needs: Callable[[Any], set[str]] = lambda config: set()  # (typed config) -> ARTIFACTS it reads
@@ -122,6 +136,9 @@ class Method:
     role: str | None = "competitor"  # the role of a variant that switches `model.method` to it
     plain_when: Callable[[Any], bool] | None = None  # the options under which it is the plain backbone
     group_analysis: bool = False  # a curve of the paper's Fig. 4 (group analysis plot)
+    # (typed config, model options) -> problems between its options and the model's that a
+    # schema cannot state (checked at start-up).
+    check: Callable[[Any, dict], list[str]] = lambda config, model: []
     order: int = 50  # position among Table 1's rows (base 0, LLM-ESR 90)
 
     def __post_init__(self):
