@@ -58,6 +58,17 @@ def aggregate(runs: list[dict]) -> dict:
         result["record"]["config"]["train"] = {
             k: v for k, v in first["record"]["config"]["train"].items() if k != "seed"
         }
+    if "popularity_corrected" in first:  # the inference-time correction, its gamma chosen per seed
+        corrected = [run["popularity_corrected"] for run in runs]
+        sampled, sampled_spread = mean_and_std([c["groups"] for c in corrected])
+        full, full_spread = mean_and_std([c["full_ranking"]["groups"] for c in corrected])
+        result["popularity_corrected"] = {
+            "gamma": [c["gamma"] for c in corrected],
+            "chosen_on": corrected[0]["chosen_on"],
+            "groups": sampled,
+            "std": sampled_spread,
+            "full_ranking": {"groups": full, "std": full_spread},
+        }
     if "full_ranking" in first:
         full, full_spread = mean_and_std([run["full_ranking"]["groups"] for run in runs])
         result["full_ranking"] = {"groups": full, "std": full_spread, "excluded": first["full_ranking"]["excluded"]}

@@ -79,13 +79,20 @@ def representations(
 
 
 def sampled_ranks(
-    users: torch.Tensor, items: torch.Tensor, candidates: np.ndarray, batch_size: int = 4096
+    users: torch.Tensor,
+    items: torch.Tensor,
+    candidates: np.ndarray,
+    batch_size: int = 4096,
+    item_bias: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """0-based rank of column 0 of `candidates` among its row: one gather and dot product per batch."""
+    """0-based rank of column 0 of `candidates` among its row: one gather and dot product per batch.
+    `item_bias` (n_items + 1,): added to every item's score (an inference-time correction)."""
     ranks = []
     for start in range(0, len(users), batch_size):
         cands = torch.from_numpy(candidates[start : start + batch_size]).to(users.device).long()
         scores = torch.einsum("bd,bcd->bc", users[start : start + batch_size], items[cands])
+        if item_bias is not None:
+            scores = scores + item_bias[cands]
         ranks.append(target_ranks(scores).cpu())
     return torch.cat(ranks).numpy()
 
@@ -99,11 +106,13 @@ def full_ranking(
     targets: np.ndarray | None,
     k: int,
     batch_size: int = 1024,
+    item_bias: torch.Tensor | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Every item scored for every user, in chunks of users (memory: batch_size x n_items).
     The user's history (the sequence without its last `cut` items) is excluded, except the
-    target itself when it also occurs there. Returns (0-based target ranks, or None without
-    targets; top-k item ids per user, best first)."""
+    target itself when it also occurs there. `item_bias` (n_items + 1,) is added to every
+    item's score. Returns (0-based target ranks, or None without targets; top-k item ids per
+    user, best first)."""
     n_users, device = len(users), users.device
     if k > len(items) - 1:  # row 0 is padding
         raise DataError(
@@ -115,6 +124,8 @@ def full_ranking(
     for start in range(0, n_users, batch_size):
         rows = np.arange(start, min(start + batch_size, n_users))
         scores = users[rows] @ items.T
+        if item_bias is not None:
+            scores += item_bias
         scores[:, 0] = -torch.inf  # padding id
         starts, ends = sequences.bounds(rows, cut)
         lengths = np.maximum(ends - starts, 0)

@@ -173,7 +173,7 @@ def pipeline_command(stage, options=None):
                 words += [f"--{prefix}{name.replace('_', '-')}", files[name]]
         values = options(wildcards) if callable(options) else options or {}
         for key, value in values.items():
-            if value is not None:
+            if value is not None:  # a list: its values after the option (none for an empty one)
                 words += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
         return shlex.join(words)
 

@@ -23,6 +23,7 @@ def evaluate_settings(w):
         "run": as_json({**run, "title": title(w.variant), "role": role(w.variant)}),
         "record": run_record(w),
         "k": eval_cutoffs(),
+        "popularity_gammas": config["eval"]["popularity_gammas"],
         "device": config["train"]["device"],
     }
 

@@ -96,3 +96,21 @@ def test_coverage_and_tail_share_on_hand_made_lists():
     assert result["tail_user"]["tail_share@1"] == pytest.approx(1 / 2)
     assert result["head_user"]["coverage@2"] == pytest.approx(2 / 5)
     assert result["tail_item"] == {"coverage@1": None, "tail_share@1": None, "coverage@2": None, "tail_share@2": None}
+
+
+def test_the_popularity_correction_subtracts_gamma_log_training_popularity():
+    from pipeline.evaluate import log_popularity
+
+    # user 1 trains on 1 2 1 (then validation 3, test 4); user 2 on 1 3 (then 2, 4): item 1 seen 3 times in training
+    seqs = Sequences.from_interactions(
+        pl.DataFrame({"user": [1] * 5 + [2] * 4, "item": [1, 2, 1, 3, 4, 1, 3, 2, 4]}), 4
+    )
+    assert torch.allclose(log_popularity(seqs), torch.log1p(torch.tensor([0.0, 3, 1, 1, 0])))
+    users = torch.tensor([[1.0, 0.0]])
+    items = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.5, 0.0], [0.5, 0.0]])  # item 1 scores highest
+    one = Sequences(np.array([4, 4, 4]), np.array([0, 3]), 4)  # a history of item 4 only (excluded)
+    plain, _ = full_ranking(users, items, one, 1, np.array([2]), 2)
+    bias = -1.0 * torch.tensor([0.0, 3.0, 0.0, 0.0, 0.0])  # item 1 pushed down by 3
+    corrected, top = full_ranking(users, items, one, 1, np.array([2]), 2, item_bias=bias)
+    assert plain.tolist() == [2] and corrected.tolist() == [1] and top.tolist() == [[3, 2]]
+    assert sampled_ranks(users, items, np.array([[2, 1, 3]]), item_bias=bias).tolist() == [1]

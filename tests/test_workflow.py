@@ -59,7 +59,7 @@ def write_mini(workdir: Path) -> None:
         },
         "model": {"max_len": 20},
         "train": {"max_epochs": 2, "patience": 2, "seeds": [42]},
-        "eval": {"negatives": 20},
+        "eval": {"negatives": 20, "popularity_gammas": [0, 0.5, 2]},
         "retrieve": {"k": 10, "recall_sample": 30},
     }
     (workdir / "test.yaml").write_text(yaml.safe_dump(config))
@@ -98,6 +98,10 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert metrics["groups"]["tail_user"]["n"] + metrics["groups"]["head_user"]["n"] == 30
     assert metrics["groups"]["tail_item"]["n"] + metrics["groups"]["head_item"]["n"] == 30
     assert metrics["per_seed"]["42"]["training"]["epochs_run"] == 2
+    corrected = metrics["popularity_corrected"]  # the inference-time correction, gamma chosen on validation
+    assert corrected["gamma"] in ([0], [0.5], [2]) and set(corrected["full_ranking"]["groups"]) == set(GROUPS)
+    if corrected["gamma"] == [0]:  # gamma 0 is the plain model
+        assert corrected["full_ranking"]["groups"] == metrics["full_ranking"]["groups"]
     record = metrics["record"]
     assert record["packages"]["torch"].startswith("2.13.0") and record["device"] == ["cpu"]
     if variant in COMPETITORS:  # a run's options keep only its own method's section
