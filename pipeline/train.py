@@ -374,6 +374,94 @@ def load_base(model: torch.nn.Module, base: dict | None, backbone: str, title: s
         raise ValueError(f"the base checkpoint does not fit this {backbone}: {unexpected} are not in its model")
 
 
+def build_loop(
+    backbone: str,
+    model: torch.nn.Module,
+    model_options: dict,
+    options: TrainOptions,
+    sequences: Sequences,
+    terms: list[TrainingTerm],
+    device: torch.device,
+) -> Loop:
+    """The optimizer, the loss, the training users and the batches' shape, fixed for the run."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    objective = BACKBONES[backbone].objective
+    loop = Loop(
+        model,
+        objective,
+        sequences,
+        without_saturated_users(
+            training_users(objective, sequences, model_options["single_item_users"] == "keep"), sequences
+        ),
+        # Masked training sees every user twice per epoch: randomly masked, and last item masked.
+        2 if objective == "masked" else 1,
+        terms,
+        make_loss(options.loss_config, sequences.n_items),
+        optimizer,
+        trainable,
+        options,
+        model_options["max_len"],
+        getattr(backbone_config(backbone, model_options), "mask_prob", 0.0),
+        model_options["padding"] == "attended",
+        device,
+    )
+    log.info(
+        "%s: %d parameters (%d trainable), %d training users, %d batches per epoch",
+        backbone,
+        sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
+        sum(p.numel() for p in trainable),
+        len(loop.users),
+        -(-loop.copies * len(loop.users) // options.batch_size),
+    )
+    return loop
+
+
+def epoch_record(
+    epoch: int,
+    means: np.ndarray,
+    terms: list[TrainingTerm],
+    scores: dict,
+    skipped: int,
+    train_seconds: float,
+    eval_seconds: float,
+) -> dict:
+    """An epoch's row of the history: mean losses ([loss, rec, *terms]), validation scores, times."""
+    mean_loss, rec, *parts = means.tolist()
+    return {
+        "epoch": epoch,
+        "loss": mean_loss,
+        "rec_loss": rec,
+        **{f"{term.name}_loss": value for term, value in zip(terms, parts)},
+        **scores,
+        "skipped_steps": skipped,
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+    }
+
+
+def log_epoch(record: dict, terms: list[TrainingTerm], options: TrainOptions, stopping: EarlyStopping) -> None:
+    """One line per epoch on the console: losses, validation, the best so far, seconds."""
+    named = "".join(f", {term.name} {record[f'{term.name}_loss']:.4f}" for term in terms)
+    full = f" full NDCG@10 {record['valid_full_NDCG@10']:.4f}" if options.select_on == "full" else ""
+    log.info(
+        "epoch %d/%d loss %.4f (rec %.4f%s) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
+        record["epoch"],
+        options.max_epochs,
+        record["loss"],
+        record["rec_loss"],
+        named,
+        record["valid_NDCG@10"],
+        record["valid_HR@10"],
+        full,
+        stopping.best,
+        stopping.best_epoch,
+        record["train_seconds"],
+        record["eval_seconds"],
+        extra=CONSOLE,
+    )
+
+
 def train(
     backbone: str,
     model_options: dict,
@@ -404,6 +492,7 @@ def train(
     method, config = METHODS[name], method_config(name, model_options)
     max_len = model_options["max_len"]
     keep_single = model_options["single_item_users"] == "keep"
+    log.info("method: %s", method.title)
     evaluated = evaluated_users(valid_candidates)
     validate: Callable[[torch.nn.Module], dict] = lambda m: validation_scores(
         m, sequences, valid_candidates, evaluated, max_len, device, options.select_on == "full"
@@ -424,37 +513,8 @@ def train(
     if method.stage is not None:
         return method.stage(model, config, StageInputs(data, rng, options.max_epochs, validate))
     terms = method.terms(config, data)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
-    objective = BACKBONES[backbone].objective
-    loop = Loop(
-        model,
-        objective,
-        sequences,
-        without_saturated_users(training_users(objective, sequences, keep_single), sequences),
-        # Masked training sees every user twice per epoch: randomly masked, and last item masked.
-        2 if objective == "masked" else 1,
-        terms,
-        make_loss(options.loss_config, sequences.n_items),
-        optimizer,
-        trainable,
-        options,
-        max_len,
-        getattr(backbone_config(backbone, model_options), "mask_prob", 0.0),
-        model_options["padding"] == "attended",
-        device,
-    )
-    log.info(
-        "%s (%s): %d parameters (%d trainable), %d training users, %d batches per epoch",
-        backbone,
-        method.title,
-        sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()),
-        sum(p.numel() for p in trainable),
-        len(loop.users),
-        -(-loop.copies * len(loop.users) // options.batch_size),
-    )
-
-    progress = resume(checkpoint, fingerprint, model, optimizer, rng, device, options.patience)
+    loop = build_loop(backbone, model, model_options, options, sequences, terms, device)
+    progress = resume(checkpoint, fingerprint, model, loop.optimizer, rng, device, options.patience)
     stopping = progress.stopping
     while progress.epoch < options.max_epochs and (progress.epoch == 0 or not stopping.stopped):
         epoch = progress.epoch + 1
@@ -471,44 +531,15 @@ def train(
             )
         started = time.perf_counter()
         scores = validate(model)
-        eval_seconds = time.perf_counter() - started
-        mean_loss, rec, *parts = (totals / batches).tolist()
-        term_losses = {f"{term.name}_loss": value for term, value in zip(terms, parts)}
-        progress.history.append(
-            {
-                "epoch": epoch,
-                "loss": mean_loss,
-                "rec_loss": rec,
-                **term_losses,
-                **scores,
-                "skipped_steps": skipped,
-                "train_seconds": round(train_seconds, 3),
-                "eval_seconds": round(eval_seconds, 3),
-            }
+        record = epoch_record(
+            epoch, totals / batches, terms, scores, skipped, train_seconds, time.perf_counter() - started
         )
+        progress.history.append(record)
         progress.epoch = epoch
-        full = options.select_on == "full"
-        stopping.update(epoch, scores["valid_full_NDCG@10"] if full else scores["valid_NDCG@10"], model)
-        named = "".join(f", {term.name} {value:.4f}" for term, value in zip(terms, parts))
-        shown = f" full NDCG@10 {scores['valid_full_NDCG@10']:.4f}" if full else ""
-        log.info(
-            "epoch %d/%d loss %.4f (rec %.4f%s) valid NDCG@10 %.4f HR@10 %.4f%s | best %.4f @ %d | %.1fs + %.1fs eval",
-            epoch,
-            options.max_epochs,
-            mean_loss,
-            rec,
-            named,
-            scores["valid_NDCG@10"],
-            scores["valid_HR@10"],
-            shown,
-            stopping.best,
-            stopping.best_epoch,
-            train_seconds,
-            eval_seconds,
-            extra=CONSOLE,
-        )
+        stopping.update(epoch, scores["valid_full_NDCG@10" if options.select_on == "full" else "valid_NDCG@10"], model)
+        log_epoch(record, terms, options, stopping)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, fingerprint, model, optimizer, rng, progress)
+            save_checkpoint(checkpoint, fingerprint, model, loop.optimizer, rng, progress)
         if stopping.stopped:
             log.info("early stop: no improvement for %d epochs", stopping.waited, extra=CONSOLE)
     history = training_history(
