@@ -135,20 +135,34 @@ def user_histories(interactions: pl.DataFrame, items: pl.DataFrame, column: str)
     return histories["user"], histories["title"].to_list()
 
 
+# Prompts tokenized per call: only their lengths are kept, so memory stays flat in the number
+# of users (one call for a million prompts held gigabytes of token ids).
+TOKENIZE_CHUNK = 10_000
+
+
 def recent_items_that_fit(template: str, histories: list[list[str]], window: TokenWindow) -> list[int]:
     """For each history the largest k (at least 1 when it has items) such that the prompt of
-    its last k items fits the window: one batched tokenization for all users at full length,
+    its last k items fits the window: a batched tokenization of all users at full length,
     then a binary search, in batched rounds, for those that do not fit."""
 
     def prompt(history: list[str], k: int) -> str:
         return template.format(items=", ".join(history[len(history) - k :]))
 
-    n = np.array([len(h) for h in histories])
-    fits = np.array(window.count([prompt(h, len(h)) for h in histories]), dtype=np.int64) <= window.size
+    def token_counts(rows: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        counts = [
+            window.count(
+                [prompt(histories[r], k) for r, k in zip(rows[a : a + TOKENIZE_CHUNK], ks[a : a + TOKENIZE_CHUNK])]
+            )
+            for a in range(0, len(rows), TOKENIZE_CHUNK)
+        ]
+        return np.concatenate([np.asarray(c, dtype=np.int64) for c in counts]) if counts else np.zeros(0, np.int64)
+
+    n = np.array([len(h) for h in histories], dtype=np.int64)
+    fits = token_counts(np.arange(len(histories)), n) <= window.size
     low, high = np.where(fits, n, np.minimum(n, 1)), np.where(fits, n, n - 1)
     while (open_rows := np.flatnonzero(low < high)).size:
         middle = (low[open_rows] + high[open_rows] + 1) // 2
-        counts = np.array(window.count([prompt(histories[r], k) for r, k in zip(open_rows, middle)]))
+        counts = token_counts(open_rows, middle)
         fit = counts <= window.size
         low[open_rows[fit]] = middle[fit]
         high[open_rows[~fit]] = middle[~fit] - 1

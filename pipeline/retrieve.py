@@ -45,13 +45,23 @@ def exact_neighbours(vectors: np.ndarray, k: int, rows: np.ndarray | None = None
 
 
 def hnsw_neighbours(
-    vectors: np.ndarray, k: int, m: int, ef_construction: int, ef_search: int, seed: int, threads: int
+    vectors: np.ndarray,
+    k: int,
+    m: int,
+    ef_construction: int,
+    ef_search: int,
+    seed: int,
+    threads: int,
+    deterministic: bool = True,
 ) -> np.ndarray:
+    """The k nearest other rows from an hnswlib index. `deterministic`: the graph is built with
+    one thread (inserts in a fixed order: the same graph and result every time); otherwise
+    with `threads`, whose interleaving makes each build's graph, and so a few neighbours, differ."""
     import hnswlib
 
     index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
     index.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=m, random_seed=seed)
-    index.add_items(vectors, np.arange(len(vectors)), num_threads=1)
+    index.add_items(vectors, np.arange(len(vectors)), num_threads=1 if deterministic else threads)
     index.set_ef(max(ef_search, k + 1))
     labels, _ = index.knn_query(vectors, k=k + 1, num_threads=threads)
     return _drop_self(labels.astype(np.int64), k)
@@ -76,6 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hnsw-ef-construction", type=int, required=True)
     parser.add_argument("--hnsw-ef-search", type=int, required=True)
     parser.add_argument("--recall-sample", type=int, required=True)
+    parser.add_argument(
+        "--deterministic",
+        choices=["true", "false"],
+        required=True,
+        help="hnsw: build the graph with one thread (repeatable) or with --threads",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -93,7 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         found = exact_neighbours(vectors, k)
     else:
         found = hnsw_neighbours(
-            vectors, k, args.hnsw_m, args.hnsw_ef_construction, args.hnsw_ef_search, args.seed, args.threads
+            vectors,
+            k,
+            args.hnsw_m,
+            args.hnsw_ef_construction,
+            args.hnsw_ef_search,
+            args.seed,
+            args.threads,
+            deterministic=args.deterministic == "true",
         )
     seconds = time.perf_counter() - started
     recall = recall_against_exact(vectors, found, args.recall_sample, args.seed)
@@ -110,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(
         {
             "method": method,
+            "deterministic": method == "exact" or args.deterministic == "true",
             "k": k,
             "users": len(vectors),
             "seconds": round(seconds, 3),

@@ -174,7 +174,11 @@ def pipeline_command(stage, options=None):
         values = options(wildcards) if callable(options) else options or {}
         for key, value in values.items():
             if value is not None:  # a list: its values after the option (none for an empty one)
-                words += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
+                values = value if isinstance(value, list) else [value]
+                words += [
+                    f"--{key.replace('_', '-')}",
+                    *(str(v).lower() if isinstance(v, bool) else str(v) for v in values),
+                ]
         return shlex.join(words)
 
     return command

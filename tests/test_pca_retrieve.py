@@ -53,3 +53,12 @@ def test_a_duplicate_user_is_the_nearest_other_user():
     vectors[7] = vectors[3]
     found = hnsw_neighbours(vectors, 5, m=16, ef_construction=100, ef_search=100, seed=0, threads=1)
     assert found[3, 0] == 7 and found[7, 0] == 3
+
+
+def test_a_threaded_hnsw_build_keeps_the_recall_and_the_single_threaded_one_repeats():
+    vectors = np.random.default_rng(4).normal(size=(3000, 24)).astype(np.float32)
+    options = dict(m=16, ef_construction=100, ef_search=100, seed=0, threads=2)
+    threaded = hnsw_neighbours(vectors, 10, deterministic=False, **options)
+    assert recall_against_exact(vectors, threaded, sample=300, seed=0) >= 0.95
+    once, again = (hnsw_neighbours(vectors, 10, deterministic=True, **options) for _ in range(2))
+    np.testing.assert_array_equal(once, again)

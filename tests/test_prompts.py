@@ -1,3 +1,4 @@
+import numpy as np
 import polars as pl
 import pytest
 
@@ -98,3 +99,21 @@ def test_user_prompts_fit_the_default_encoders_window_with_its_own_tokenizer():
     one_more = template.format(items=", ".join(titles[-kept - 1 :]))
     assert window.count([fitted])[0] <= 256 < window.count([one_more])[0]
     assert fitted.endswith("number 59 with a fairly long descriptive title \nplease conclude the user's perference.")
+
+
+def test_user_prompts_are_tokenized_in_chunks_with_the_same_result(monkeypatch):
+    import pipeline.prompts as prompts
+
+    rng = np.random.default_rng(0)
+    histories = [[f"item{j}" for j in range(int(rng.integers(0, 12)))] for _ in range(57)]
+    sizes = []
+
+    def count(texts):
+        sizes.append(len(texts))
+        return [len(text.split()) for text in texts]
+
+    whole = recent_items_that_fit("{items} end", histories, TokenWindow(count, 6))
+    monkeypatch.setattr(prompts, "TOKENIZE_CHUNK", 10)
+    sizes.clear()
+    assert recent_items_that_fit("{items} end", histories, TokenWindow(count, 6)) == whole
+    assert max(sizes) <= 10 and sum(sizes) > 57  # memory follows the chunk, not the users
