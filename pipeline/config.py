@@ -115,12 +115,24 @@ def coerce_command_line_strings(config: dict) -> None:
         override.update(extra)
 
 
+def _type_errors(errors) -> list:
+    """The `type` errors among `errors`, and inside the alternatives of a oneOf / anyOf."""
+    found = []
+    for error in errors:
+        if error.validator in ("oneOf", "anyOf"):
+            found += _type_errors(error.context)
+        elif error.validator == "type":
+            found.append(error)
+    return found
+
+
 def _coerce(validator: jsonschema.Validator, instance: dict) -> None:
-    """Replace each string in `instance` that the validator wants as another type."""
+    """Replace each string in `instance` that the validator wants as another type (also where
+    one of several types is wanted, and inside a list, as `eval.k`'s strings arrive)."""
     while True:
         fixed = False
-        for error in validator.iter_errors(instance):
-            if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+        for error in _type_errors(validator.iter_errors(instance)):
+            if not isinstance(error.instance, str) or not error.absolute_path:
                 continue
             value = _read_scalar(error.instance)
             wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value

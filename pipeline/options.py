@@ -23,8 +23,10 @@ def option(default: Any, description: str = "", **constraints: Any) -> Any:
 
 
 def _type_schema(annotation: Any) -> dict:
-    if typing.get_origin(annotation) is Literal:
-        return {"enum": list(typing.get_args(annotation))}
+    if typing.get_origin(annotation) is Literal:  # the choices, and their type (for command-line strings)
+        choices = list(typing.get_args(annotation))
+        kinds = sorted({JSON_TYPES[type(choice)] for choice in choices})
+        return {"type": kinds[0] if len(kinds) == 1 else kinds, "enum": choices}
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         kinds = [JSON_TYPES[t] if t is not type(None) else "null" for t in typing.get_args(annotation)]
         return {"type": kinds}

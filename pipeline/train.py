@@ -280,7 +280,9 @@ def resume(
     """Progress from a checkpoint of the same run (same fingerprint), or a fresh start."""
     if path is None or not path.is_file():
         return Progress(EarlyStopping(patience))
-    state = load_torch(path, "training state (resume.pt)", map_location=device)
+    # On the CPU: the random generators' states must be CPU tensors; the model and optimizer
+    # copy theirs to the parameters' device as they load.
+    state = load_torch(path, "training state (resume.pt)", map_location="cpu")
     if state.get("fingerprint") != fingerprint:
         log.warning(
             "not resuming from %s: it belongs to another configuration, other inputs or other code; "

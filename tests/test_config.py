@@ -211,3 +211,12 @@ def test_the_configuration_reference_is_generated_and_current():
     assert DOC.read_text() == text, "docs/configuration.md is stale: run `python -m pipeline docs`"
     for key in ("train.select_on", "model.llmesr.alpha", "model.cities.window", "retrieve.exact_max_users"):
         assert f"| `{key}` |" in text
+
+
+def test_command_line_strings_inside_lists_alternatives_and_choices_are_converted():
+    config = copy.deepcopy(CONFIG)
+    config["eval"]["k"] = ["5", "10"]  # --config eval='{k: [5, 10]}': k is a number or a list of them
+    config["model"]["llmesr"]["adapter_layers"] = "1"  # one of the choices 1, 2
+    coerce_command_line_strings(config)
+    assert config["eval"]["k"] == [5, 10] and config["model"]["llmesr"]["adapter_layers"] == 1
+    assert schema_errors(config) == []

@@ -195,3 +195,11 @@ def test_a_disk_fault_is_one_line_with_the_path_and_no_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {tmp_path / 'results' / 'items.npy'}: ") and "a file stands where a folder" in last
+
+
+def test_a_pickle_that_contains_itself_is_refused_with_a_message(tmp_path):
+    looped = [[0.5, 0.25]]
+    looped.append(looped)
+    (tmp_path / "loop.pkl").write_bytes(pickle.dumps(looped))
+    with pytest.raises(DataError, match="nested too deep, or containing themselves"):
+        load_array(tmp_path / "loop.pkl")

@@ -134,10 +134,14 @@ def elements(value: object, sizes: dict[int, int] | None = None) -> int:
 def load_array(path: Path, ndim: int = 2) -> np.ndarray:
     value = load_pickle(path)
     size = Path(path).stat().st_size
-    if 8 * elements(value) > EXPANSION * size:
+    try:
+        count = elements(value)
+    except RecursionError:  # nested deeper than any array (numpy allows 64 dimensions), or itself
+        raise DataError(f"{path}: not a pickle of plain data (lists nested too deep, or containing themselves)")
+    if 8 * count > EXPANSION * size:
         raise DataError(
-            f"{path}: not a pickle of plain data (it would expand to {elements(value)} numbers, "
-            f"{8 * elements(value)} bytes, from a {size}-byte file; more than {EXPANSION} times the file is refused)"
+            f"{path}: not a pickle of plain data (it would expand to {count} numbers, "
+            f"{8 * count} bytes, from a {size}-byte file; more than {EXPANSION} times the file is refused)"
         )
     try:
         array = np.asarray(value)
