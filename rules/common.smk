@@ -164,7 +164,9 @@ def pipeline_command(stage, options=None):
     word shell-quoted: each named input as --NAME, each named output as --out-NAME (underscores
     become dashes), then `options` (a dict, or a function of the wildcards giving one) as --KEY
     VALUE (a list as several values; None left out). The rule's I/O is then spelled once, in
-    the rule, and the stage's command line takes the same names."""
+    the rule, and the stage's command line takes the same names. Snakemake does not compare a
+    param derived from input or output files with its last run, so a rule gives its options a
+    param of their own too (`options`): changing one reruns the job."""
 
     def command(wildcards, input, output):
         words = ["python", "-m", "pipeline", *stage.split()]

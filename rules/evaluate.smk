@@ -56,6 +56,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     params:
+        options=lambda w: as_json(evaluate_settings(w)),
         command=pipeline_command("evaluate", evaluate_settings),
     shell:
         "{params.command} --threads {threads} > {log} 2>&1"

@@ -17,6 +17,7 @@ rule pca:
         mem_mb=4000,
         runtime=30,
     params:
+        options=as_json({"dims": config["model"]["hidden_size"]}),
         command=pipeline_command("pca", {"dims": config["model"]["hidden_size"]}),
     shell:
         "{params.command} > {log} 2>&1"

@@ -18,6 +18,7 @@ rule retrieve:
         mem_mb=8000,
         runtime=60,
     params:
-        command=pipeline_command("retrieve", {key: value for key, value in config["retrieve"].items()}),
+        options=as_json(config["retrieve"]),
+        command=pipeline_command("retrieve", config["retrieve"]),
     shell:
         "{params.command} --threads {threads} > {log} 2>&1"

@@ -1,3 +1,15 @@
+def split_settings(w):
+    thresholds = {k: v for k, v in dataset_spec(w.dataset).items() if k in ("ts_user", "ts_item")}
+    return {
+        "negatives": config["eval"]["negatives"],
+        "seed": config["eval"]["seed"],
+        "max_len": config["model"]["max_len"],
+        "head_share": config["eval"]["head_share"],
+        "saturated": config["eval"]["saturated"],
+        "thresholds": as_json(thresholds),
+    }
+
+
 rule split:
     """The fixed evaluation protocol of a dataset: candidates, head/tail groups, statistics."""
     input:
@@ -20,18 +32,7 @@ rule split:
         mem_mb=4000,
         runtime=30,
     params:
-        command=pipeline_command(
-            "split",
-            lambda w: {
-                "negatives": config["eval"]["negatives"],
-                "seed": config["eval"]["seed"],
-                "max_len": config["model"]["max_len"],
-                "head_share": config["eval"]["head_share"],
-                "saturated": config["eval"]["saturated"],
-                "thresholds": as_json(
-                    {k: v for k, v in dataset_spec(w.dataset).items() if k in ("ts_user", "ts_item")}
-                ),
-            },
-        ),
+        options=lambda w: as_json(split_settings(w)),
+        command=pipeline_command("split", split_settings),
     shell:
         "{params.command} > {log} 2>&1"

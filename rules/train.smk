@@ -46,6 +46,7 @@ rule train:
         mem_mb=8000,
         runtime=720,
     params:
+        options=lambda w: as_json(train_settings(w)),
         command=pipeline_command("train", train_settings),
     shell:
         # the log, and one line per epoch on the console

