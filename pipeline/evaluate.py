@@ -24,17 +24,10 @@ from .data import TEST_INPUT_CUT, TRAIN_CUT, VALID_INPUT_CUT, Sequences
 from .errors import DataError
 from .io import read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics, hr_ndcg
+from .schema import leaves
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
-
-
-def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
-    return {
-        k: v
-        for key, value in tree.items()
-        for k, v in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}).items()
-    }
 
 
 def check_options(path: Path, history: dict, record: dict) -> None:
@@ -44,8 +37,10 @@ def check_options(path: Path, history: dict, record: dict) -> None:
     if "options" not in history:
         log.warning("%s records no options (an older run): not checked against this evaluation's", path)
         return
-    trained = leaves(history["options"])
-    asked = leaves({"model": record["model"], "train": record["train"]})
+    trained = {".".join(key): value for key, value in leaves(history["options"]).items()}
+    asked = {
+        ".".join(key): value for key, value in leaves({"model": record["model"], "train": record["train"]}).items()
+    }
     differ = sorted(key for key in trained.keys() | asked.keys() if trained.get(key) != asked.get(key))
     if differ:
         shown = "; ".join(f"{key}: trained {trained.get(key)!r}, asked {asked.get(key)!r}" for key in differ[:5])

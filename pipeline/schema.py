@@ -31,3 +31,11 @@ def deep_merge(base: dict, override: dict) -> dict:
         nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = deep_merge(merged[key], value) if nested else value
     return merged
+
+
+def leaves(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
+    """The leaf values of nested sections, by their key path (("llmesr", "teacher"): "batch")."""
+    found = {}
+    for key, value in tree.items():
+        found.update(leaves(value, prefix + (key,)) if isinstance(value, dict) else {prefix + (key,): value})
+    return found

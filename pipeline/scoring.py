@@ -27,11 +27,10 @@ def last_states(
     token_budget: int = TOKEN_BUDGET,
 ) -> torch.Tensor:
     """The model's state at the last position of each row's sequence without its last `cut`
-    items (one number, or one per row), in the order of `rows`. With `append_mask` (Bert4Rec's user
-    representation) a mask
-    token follows the last max_len - 1 items (with the authors' shifted positions where the
-    model has them). Rows go through the model in length-sorted chunks, so each is padded only
-    to the longest sequence in its chunk."""
+    items (one number, or one per row), in the order of `rows`. With `append_mask` (Bert4Rec's
+    user representation) a mask token follows the last max_len - 1 items (with the authors'
+    shifted positions where the model has them). Rows go through the model in length-sorted
+    chunks, so each is padded only to the longest sequence in its chunk."""
     keep = max_len - 1 if append_mask else max_len
     cut = np.broadcast_to(np.asarray(cut), rows.shape)
     lengths = sequences.lengths[rows] - cut

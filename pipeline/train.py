@@ -190,10 +190,10 @@ def training_users(objective: str, sequences: Sequences, keep_single_item_users:
     return np.flatnonzero(sequences.lengths > TRAIN_CUT + (objective != "masked"))
 
 
-def without_saturated_users(users: np.ndarray, sequences: Sequences) -> np.ndarray:
+def without_saturated_users(users: np.ndarray, sequences: Sequences, keys: np.ndarray) -> np.ndarray:
     """The training users but those who have trained on every item (no item is left to be
-    their negative: eval.saturated: drop evaluates without them, and they train without them)."""
-    keys = sequences.membership_keys(TRAIN_CUT)
+    their negative: eval.saturated: drop evaluates without them, and they train without them).
+    `keys`: Sequences.membership_keys of the training items."""
     distinct = np.bincount(keys // (sequences.n_items + 1), minlength=sequences.n_users)
     saturated = distinct[users] >= sequences.n_items
     if saturated.any():
@@ -319,10 +319,7 @@ class Loop:
     mask_prob: float
     full_width: bool  # every batch padded to max_len (padding: attended)
     device: torch.device
-    exclude: np.ndarray = field(init=False)  # the training items, never drawn as negatives
-
-    def __post_init__(self):
-        self.exclude = self.sequences.membership_keys(TRAIN_CUT)
+    exclude: np.ndarray  # the training items (Sequences.membership_keys), never drawn as negatives
 
 
 def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
@@ -389,13 +386,13 @@ def build_loop(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
     objective = BACKBONES[backbone].objective
+    trained = sequences.membership_keys(TRAIN_CUT)
+    users = training_users(objective, sequences, model_options["single_item_users"] == "keep")
     loop = Loop(
         model,
         objective,
         sequences,
-        without_saturated_users(
-            training_users(objective, sequences, model_options["single_item_users"] == "keep"), sequences
-        ),
+        without_saturated_users(users, sequences, trained),
         # Masked training sees every user twice per epoch: randomly masked, and last item masked.
         2 if objective == "masked" else 1,
         terms,
@@ -407,6 +404,7 @@ def build_loop(
         getattr(backbone_config(backbone, model_options), "mask_prob", 0.0),
         model_options["padding"] == "attended",
         device,
+        trained,
     )
     log.info(
         "%s: %d parameters (%d trainable), %d training users, %d batches per epoch",

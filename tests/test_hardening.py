@@ -110,7 +110,7 @@ def test_users_who_have_trained_on_nearly_or_every_item_do_not_stop_training():
         )
 
     every = with_seventh_user(np.r_[np.arange(1, N_ITEMS + 1), 1, 2])  # has trained on every item
-    assert 6 not in without_saturated_users(np.arange(7), every)
+    assert 6 not in without_saturated_users(np.arange(7), every, every.membership_keys(2))
     almost = with_seventh_user(np.r_[np.arange(2, N_ITEMS + 1), 2, 3])  # on every item but item 1
     drawn = sample_negatives(np.random.default_rng(0), np.array([6] * 50), (50,), N_ITEMS, almost.membership_keys(2))
     assert set(drawn.tolist()) == {1}  # the one item that user has not trained on

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..options import typed
-from ..schema import deep_merge, variant_parts
+from ..schema import deep_merge, leaves, variant_parts
 from .bert4rec import Bert4RecConfig, Bert4RecEncoder
 from .gru4rec import GRU4RecConfig, GRU4RecEncoder
 from .method import Backbone, BuildInputs, Method, divides
@@ -130,14 +130,6 @@ def build_model(
     return METHODS[name].build(method_config(name, model), inputs)
 
 
-def _leaves(tree: dict, prefix: tuple = ()) -> dict[tuple, Any]:
-    return {
-        k: v
-        for key, value in tree.items()
-        for k, v in (_leaves(value, prefix + (key,)) if isinstance(value, dict) else {prefix + (key,): value}).items()
-    }
-
-
 def variant_role(override: dict, model: dict) -> str:
     """Where a variant's rows go (method.ROLES): its declared `role`; else the role of the method
     it switches `model.method` to; `training` when it has a `train` key; `authors` when it sets
@@ -151,8 +143,8 @@ def variant_role(override: dict, model: dict) -> str:
         return METHODS[switched].role
     if train:
         return "training"
-    changed = _leaves(changes)
-    authors = any(key in changed and changed[key] == value for key, value in _leaves(PAPER_COMPAT).items())
+    changed = leaves(changes)
+    authors = any(key in changed and changed[key] == value for key, value in leaves(PAPER_COMPAT).items())
     return "authors" if changes.get("paper_compat") or authors else "ablation"
 
 
