@@ -13,6 +13,9 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
   shared by the whole batch (a negative equal to the target is left out); with `logq` the
   negatives' logits are corrected by log(negatives / items), their expected count, so the
   sampled softmax estimates the full one.
+- `infonce` (AlphaFuse's): softmax cross-entropy of each target against its own `negatives`
+  uniform items (the user's training items left out, as for `bce`) on cosine similarities
+  divided by `temperature`: the vectors' lengths do not enter training.
 - `ce`: softmax cross-entropy over the whole catalogue, the logits computed for blocks of
   targets of at most `ce_block` logits each (memory stays at ce_block whatever the catalogue's
   size), and each block's gradient taken while the block is in cache (see `_SummedLogSumExp`).
@@ -33,7 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from .data import sample_negatives
 
-LOSSES = ("bce", "gbce", "sampled_softmax", "ce")
+LOSSES = ("bce", "gbce", "sampled_softmax", "infonce", "ce")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LossConfig:
     logq: bool
     gbce_t: float
     ce_block: int
+    temperature: float
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -205,6 +209,19 @@ class SampledSoftmax(Loss):
         return summed / (len(users) if count is None else count)
 
 
+class InfoNCE(Loss):
+    def __call__(self, states, targets, negatives, model, count=None):
+        where = targets > 0
+        users = states[where]
+        if not len(users):
+            return states.sum() * 0
+        candidates = torch.cat([targets[where][:, None], negatives[where].reshape(len(users), -1)], dim=1)
+        items = F.normalize(model.item_vectors(candidates), dim=-1)  # (T, 1 + N, d)
+        logits = (F.normalize(users, dim=-1).unsqueeze(1) * items).sum(-1) / self.config.temperature
+        summed = (torch.logsumexp(logits, dim=1) - logits[:, 0]).sum()
+        return summed / (len(users) if count is None else count)
+
+
 class _SummedLogSumExp(torch.autograd.Function):
     """sum over users u of log sum over items i of exp(u . i), in blocks of `rows` users.
 
@@ -259,10 +276,16 @@ class FullSoftmax(Loss):
 
 
 # The paper's loss: binary cross-entropy with one sampled negative per target.
-PAPER_LOSS = LossConfig(loss="bce", negatives=1, logq=False, gbce_t=0.0, ce_block=1)
+PAPER_LOSS = LossConfig(loss="bce", negatives=1, logq=False, gbce_t=0.0, ce_block=1, temperature=1.0)
 
 
 def make_loss(config: LossConfig, n_items: int) -> Loss:
     """The training loss `config` names."""
-    kind = {"bce": Loss, "gbce": GeneralisedBCE, "sampled_softmax": SampledSoftmax, "ce": FullSoftmax}[config.loss]
+    kind = {
+        "bce": Loss,
+        "gbce": GeneralisedBCE,
+        "sampled_softmax": SampledSoftmax,
+        "infonce": InfoNCE,
+        "ce": FullSoftmax,
+    }[config.loss]
     return kind(config, n_items)

@@ -72,6 +72,7 @@ class TrainOptions:
     gbce_t: float
     logq: bool
     ce_block: int
+    temperature: float
     select_on: str
     seed: int
     device: str
@@ -82,7 +83,7 @@ class TrainOptions:
 
     @property
     def loss_config(self) -> LossConfig:
-        return LossConfig(self.loss, self.negatives, self.logq, self.gbce_t, self.ce_block)
+        return LossConfig(self.loss, self.negatives, self.logq, self.gbce_t, self.ce_block, self.temperature)
 
 
 def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:

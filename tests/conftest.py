@@ -34,6 +34,31 @@ def model_options(llmesr=True, **overrides):
     return options
 
 
+BACKBONES = ["sasrec", "gru4rec", "bert4rec"]
+
+
+def method_options(method, **sections):
+    options = model_options()
+    options["method"] = method
+    for name, values in sections.items():
+        options[name] = {**options.get(name, {}), **values}
+    return options
+
+
+def sequences(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pl.DataFrame(
+        {"user": np.repeat(np.arange(1, len(lengths) + 1), lengths), "item": rng.integers(1, N_ITEMS + 1, sum(lengths))}
+    )
+    return Sequences.from_interactions(frame, N_ITEMS)
+
+
+def candidates_for(seqs):
+    rng = np.random.default_rng(1)
+    n = seqs.n_users
+    return np.concatenate([seqs.targets(np.arange(n), 2)[:, None], rng.integers(1, N_ITEMS + 1, (n, 5))], axis=1)
+
+
 def train_options(**overrides) -> TrainOptions:
     return TrainOptions.of({**CONFIG["train"], "seed": 0, "lr": 0.01, "batch_size": 8, **overrides})
 

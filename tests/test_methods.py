@@ -4,11 +4,10 @@ tiny data, over the three backbones."""
 import copy
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
-from pipeline.data import TRAIN_CUT, Sequences
+from pipeline.data import TRAIN_CUT
 from pipeline.models import METHODS, build_model, method_config, method_inputs, method_of
 from pipeline.models.cities import item_contexts
 from pipeline.models.melt import MELT, ItemTransfer, UserTransfer
@@ -17,43 +16,32 @@ from pipeline.models.rlmrec import Alignment, Reconstruction
 from pipeline.models.terms import Batch, MicroBatch, TrainingData
 from pipeline.train import train, training_batch
 
-from conftest import LLM_DIM, N_ITEMS, model_options, tables, train_options
+from conftest import (
+    BACKBONES,
+    LLM_DIM,
+    N_ITEMS,
+    candidates_for,
+    method_options,
+    model_options,
+    sequences,
+    tables,
+    train_options,
+)
 
 CPU = torch.device("cpu")
-BACKBONES = ["sasrec", "gru4rec", "bert4rec"]
-
-
-def method_options(method, **sections):
-    options = model_options()
-    options["method"] = method
-    for name, values in sections.items():
-        options[name] = {**options.get(name, {}), **values}
-    return options
-
-
-def sequences(lengths, seed=0):
-    rng = np.random.default_rng(seed)
-    frame = pl.DataFrame(
-        {"user": np.repeat(np.arange(1, len(lengths) + 1), lengths), "item": rng.integers(1, N_ITEMS + 1, sum(lengths))}
-    )
-    return Sequences.from_interactions(frame, N_ITEMS)
-
-
-def candidates_for(seqs):
-    rng = np.random.default_rng(1)
-    n = seqs.n_users
-    return np.concatenate([seqs.targets(np.arange(n), 2)[:, None], rng.integers(1, N_ITEMS + 1, (n, 5))], axis=1)
 
 
 def test_method_names_and_what_they_read():
     assert method_of(model_options()) == "llmesr" and method_of(model_options(llmesr=False)) == "base"
-    assert {name: sorted(method_inputs(method_options(name))) for name in ("llminit", "cities", "melt", "rlmrec")} == {
+    named = ("llminit", "cities", "melt", "rlmrec", "alphafuse")
+    assert {name: sorted(method_inputs(method_options(name))) for name in named} == {
+        "alphafuse": ["llm_items"],
         "llminit": ["pca_items"],
         "cities": ["base", "stats"],
         "melt": ["base", "stats"],
         "rlmrec": ["llm_items", "llm_users"],
     }
-    assert set(METHODS) == {"base", "llmesr", "llminit", "cities", "melt", "rlmrec"}
+    assert set(METHODS) == {"base", "llmesr", "llminit", "cities", "melt", "rlmrec", "alphafuse"}
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

@@ -29,7 +29,7 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
-COMPETITORS = ["llminit", "cities", "melt", "rlmrec"]
+COMPETITORS = ["llminit", "cities", "melt", "rlmrec", "alphafuse"]
 
 
 def write_mini(workdir: Path) -> None:
