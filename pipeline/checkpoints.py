@@ -18,7 +18,11 @@ def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, d
     state = load_torch(checkpoint, "model checkpoint (model.pt)", map_location=device)
     n_items, llm_dim, hidden = state["n_items"], state["llm_dim"], state["model"]["hidden_size"]
     # Tables from data are placeholders here: their values come with the state dict.
-    placeholders = dict(llm_items=torch.zeros(n_items, max(llm_dim, 1)), pca_items=torch.zeros(n_items, hidden))
+    placeholders = dict(
+        llm_items=torch.zeros(n_items, max(llm_dim, 1)),
+        pca_items=torch.zeros(n_items, hidden),
+        log_popularity=torch.zeros(n_items + 1),
+    )
     model = build_model(state["backbone"], state["model"], n_items, **placeholders)
     model.load_state_dict(state["state_dict"])
     return model.to(device), state

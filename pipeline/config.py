@@ -259,6 +259,7 @@ def reference_errors(config: dict) -> list[str]:
         for name in config["targets"][kind]:
             if name not in config[kind]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
+    from .losses import option_errors as loss_option_errors
     from .models import option_errors
 
     # Every backbone a run may use: those targeted, and those named by a requested file (any).
@@ -275,7 +276,11 @@ def reference_errors(config: dict) -> list[str]:
         if not isinstance(train_override, dict):
             problems.append(f"variants.{variant}.train: must be a mapping of train options, got {train_override!r}")
             continue
-        problems += _errors(train_schema, deep_merge(config["train"], train_override), f"variants.{variant}.train")
+        variant_train = deep_merge(config["train"], train_override)
+        train_problems = _errors(train_schema, variant_train, f"variants.{variant}.train")
+        problems += train_problems
+        if not train_problems:
+            problems += [f"variants.{variant}: {problem}" for problem in loss_option_errors(variant_train)]
         for key in ("seed", "seeds"):
             if key in train_override:
                 problems.append(

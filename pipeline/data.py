@@ -78,6 +78,18 @@ class Sequences:
         return np.unique(rows * (self.n_items + 1) + self.items[self.offsets[rows] + positions])
 
 
+def log_popularity(sequences: Sequences) -> np.ndarray:
+    """(n_items + 1,) log(1 + each item's count in the training sequences): what the
+    popularity correction subtracts and LLM-ESR's gate reads (training counts only, so validation leaks nothing)."""
+    return np.log1p(training_counts(sequences)).astype(np.float32)
+
+
+def training_counts(sequences: Sequences) -> np.ndarray:
+    """(n_items + 1,) each item's count in the training sequences (index 0 unused)."""
+    rows, positions = sequences.occurrences(TRAIN_CUT)
+    return np.bincount(sequences.items[sequences.offsets[rows] + positions], minlength=sequences.n_items + 1)
+
+
 def left_pad(
     flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None
 ) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 
 from . import provenance
 from .checkpoints import load_for_scoring
-from .data import TEST_INPUT_CUT, TRAIN_CUT, VALID_INPUT_CUT, Sequences
+from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity
 from .errors import DataError
 from .io import read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics, hr_ndcg
@@ -50,12 +50,26 @@ def check_options(path: Path, history: dict, record: dict) -> None:
         )
 
 
-def log_popularity(sequences: Sequences) -> torch.Tensor:
-    """(n_items + 1,) log(1 + each item's count in the training sequences): what the
-    popularity correction subtracts (training counts only, so validation leaks nothing)."""
-    rows, positions = sequences.occurrences(TRAIN_CUT)
-    counts = np.bincount(sequences.items[sequences.offsets[rows] + positions], minlength=sequences.n_items + 1)
-    return torch.from_numpy(np.log1p(counts).astype(np.float32))
+def user_mean_cosine(users: torch.Tensor) -> float:
+    """Mean cosine similarity over all pairs of distinct users: near 0 when their directions
+    spread out, 1 when every user points the same way. Exact in O(n d): the squared length
+    of the sum of the unit vectors is n plus the sum over ordered pairs of their cosines."""
+    unit = torch.nn.functional.normalize(users.double(), dim=1)
+    n, total = len(unit), unit.sum(dim=0)
+    return round(float((total @ total - n) / max(n * (n - 1), 1)), 4)
+
+
+def semantic_shares(
+    users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, split: int, masks: dict[str, np.ndarray]
+) -> dict[str, float | None]:
+    """Two-view models (LLM-ESR): per group, the mean over users of |semantic half of the
+    target's score| / (|collaborative half| + |semantic half|); the halves are the first
+    `split` and the remaining coordinates of the user and item vectors."""
+    target_vectors = items[torch.from_numpy(targets).to(items.device)]
+    products = users * target_vectors
+    collaborative, semantic = products[:, :split].sum(1).abs(), products[:, split:].sum(1).abs()
+    share = (semantic / (collaborative + semantic).clamp(min=1e-12)).cpu().numpy()
+    return {name: round(float(share[mask].mean()), 4) if mask.any() else None for name, mask in masks.items()}
 
 
 def popularity_correction(
@@ -64,7 +78,7 @@ def popularity_correction(
     """The gamma of score - gamma * log(1 + training popularity) whose full-ranking validation
     NDCG@10 is best (the smallest on a tie), and that NDCG@10 for every gamma tried."""
     users, items = representations(model, sequences, VALID_INPUT_CUT, max_len, device)
-    penalty = log_popularity(sequences).to(device)
+    penalty = torch.from_numpy(log_popularity(sequences)).to(device)
     evaluated = evaluated_users(valid)
     tried = {}
     for gamma in sorted(gammas):
@@ -158,17 +172,22 @@ def main(argv: list[str] | None = None) -> None:
             "excluded": "the user's history (train + validation items), except the target",
         },
         "training": {key: history[key] for key in ("best_epoch", "epochs_run", "stopped_early", "train_seconds")},
+        "representation": {"user_mean_cosine": user_mean_cosine(users[torch.from_numpy(evaluated).to(users.device)])},
         "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
         "device": str(device),
         "record": provenance.record(
             json.loads(args.record), history["device"], args.interactions, args.ingest_report, args.embed_meta, history
         ),
     }
+    if getattr(model, "view_split", None):
+        metrics["representation"]["semantic_share"] = semantic_shares(
+            users, items, candidates[:, 0], model.view_split, masks
+        )
     if args.popularity_gammas:
         max_len = state["model"]["max_len"]
         valid = np.load(args.candidates)["valid"]
         gamma, tried = popularity_correction(model, sequences, valid, max_len, device, args.popularity_gammas)
-        bias = -gamma * log_popularity(sequences).to(device)
+        bias = -gamma * torch.from_numpy(log_popularity(sequences)).to(device)
         corrected_full, corrected_top = full_ranking(
             users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], max(ks), item_bias=bias
         )

@@ -20,6 +20,12 @@ under LLM-ESR (whose distillation term is added on top, unchanged).
   targets of at most `ce_block` logits each (memory stays at ce_block whatever the catalogue's
   size), and each block's gradient taken while the block is in cache (see `_SummedLogSumExp`).
 
+Where negatives come from (besides uniform): `hard_negatives`, a share of the per-target
+negatives (bce, gbce, infonce) drawn from the target's `hard_negative_pool` nearest items by
+LLM embedding (cosine), so the model must tell an item from its near-duplicates; and
+`negatives_from: popularity` for sampled_softmax, items drawn in proportion to their training
+count, whose `logq` correction is then per item: log(negatives x its probability).
+
 Every loss is a sum over the targets divided by `count` (default: their number): a micro-batch
 passes its whole batch's count, so the micro-batches' losses add up to the batch's.
 """
@@ -34,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .data import sample_negatives
+from .data import sample_negatives, training_items_of
 
 LOSSES = ("bce", "gbce", "sampled_softmax", "infonce", "ce")
+PER_TARGET = ("bce", "gbce", "infonce")  # the losses that draw negatives for each target
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,32 @@ class LossConfig:
     gbce_t: float
     ce_block: int
     temperature: float
+    hard_negatives: float
+    hard_negative_pool: int
+    negatives_from: str
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"train.loss must be one of {LOSSES}, not {self.loss!r}")
+        problems = option_errors(self.__dict__)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def option_errors(train: dict) -> list[str]:
+    """Negative options that the loss would ignore, as messages."""
+    problems = []
+    if train["hard_negatives"] > 0 and train["loss"] not in PER_TARGET:
+        problems.append(
+            f"train.hard_negatives {train['hard_negatives']} replaces per-target negatives: use loss "
+            f"{', '.join(PER_TARGET)}, not {train['loss']}"
+        )
+    if train["negatives_from"] != "uniform" and train["loss"] != "sampled_softmax":
+        problems.append(
+            f"train.negatives_from {train['negatives_from']!r} draws sampled_softmax's shared negatives: "
+            f"use loss sampled_softmax, not {train['loss']}"
+        )
+    return problems
 
 
 def _summed_bce(logits: torch.Tensor, beta: float) -> torch.Tensor:
@@ -139,8 +168,23 @@ class Loss:
 
     shared = False
 
-    def __init__(self, config: LossConfig, n_items: int):
-        self.config, self.n_items = config, n_items
+    def __init__(
+        self,
+        config: LossConfig,
+        n_items: int,
+        hard_pool: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
+    ):
+        """`hard_pool` (n_items + 1, pool) each item's nearest items (`hard_negatives`);
+        `counts` (n_items + 1,) the items' training counts (`negatives_from: popularity`)."""
+        self.config, self.n_items, self.hard_pool = config, n_items, hard_pool
+        if config.hard_negatives > 0 and hard_pool is None:
+            raise ValueError("train.hard_negatives needs each item's nearest items (from the item LLM embeddings)")
+        self.probabilities = None
+        if config.negatives_from == "popularity":
+            if counts is None or not counts[1:].sum():
+                raise ValueError("negatives_from: popularity needs the items' training counts")
+            self.probabilities = counts[1:] / counts[1:].sum()
 
     def negatives(
         self, rng: np.random.Generator, rows: np.ndarray, targets: np.ndarray, exclude: np.ndarray
@@ -151,11 +195,29 @@ class Loss:
         drawn at the targets only (most of a batch's positions are padding)."""
         count = self.config.negatives
         if count == 1:
-            return sample_negatives(rng, rows, targets.shape, self.n_items, exclude) * (targets > 0)
-        where = np.nonzero(targets > 0)
-        drawn = np.zeros((*targets.shape, count), dtype=np.int64)
-        drawn[where] = sample_negatives(rng, rows[where[0]], (len(where[0]), count), self.n_items, exclude)
+            drawn = sample_negatives(rng, rows, targets.shape, self.n_items, exclude) * (targets > 0)
+        else:
+            where = np.nonzero(targets > 0)
+            drawn = np.zeros((*targets.shape, count), dtype=np.int64)
+            drawn[where] = sample_negatives(rng, rows[where[0]], (len(where[0]), count), self.n_items, exclude)
+        if self.config.hard_negatives > 0:
+            self.swap_in_hard_negatives(rng, rows, targets, drawn if count > 1 else drawn[..., None], exclude)
         return drawn
+
+    def swap_in_hard_negatives(
+        self, rng: np.random.Generator, rows: np.ndarray, targets: np.ndarray, drawn: np.ndarray, exclude: np.ndarray
+    ) -> None:
+        """Each negative slot (of `drawn`, targets' shape + (count,), changed in place) of a
+        target becomes, with probability `hard_negatives`, one of the target's nearest items
+        drawn uniformly from its pool; a near item the user has trained on keeps the uniform one."""
+        slots = drawn.shape
+        near = self.hard_pool[
+            np.broadcast_to(targets[..., None], slots), rng.integers(0, self.hard_pool.shape[1], size=slots)
+        ]
+        trained, local = training_items_of(exclude, rows, self.n_items)
+        seen = trained[np.broadcast_to(local.reshape((-1,) + (1,) * (len(slots) - 1)), slots), near]
+        swap = (rng.random(slots) < self.config.hard_negatives) & (targets[..., None] > 0) & ~seen
+        drawn[swap] = near[swap]
 
     beta = 1.0  # the positive term's weight
 
@@ -194,6 +256,8 @@ class SampledSoftmax(Loss):
     shared = True
 
     def negatives(self, rng, rows, targets, exclude):
+        if self.probabilities is not None:
+            return rng.choice(self.n_items, size=self.config.negatives, p=self.probabilities) + 1
         return rng.integers(1, self.n_items + 1, size=self.config.negatives)
 
     def __call__(self, states, targets, negatives, model, count=None):
@@ -201,7 +265,10 @@ class SampledSoftmax(Loss):
         users, positives = states[where], targets[where]
         positive = (users * model.item_vectors(positives)).sum(-1, keepdim=True)
         sampled = users @ model.item_vectors(negatives).T  # (T, N)
-        if self.config.logq:
+        if self.config.logq and self.probabilities is not None:  # log of each item's expected count
+            expected = self.config.negatives * self.probabilities[negatives.cpu().numpy() - 1]
+            sampled = sampled - torch.from_numpy(np.log(expected)).to(sampled)
+        elif self.config.logq:
             sampled = sampled - math.log(self.config.negatives / self.n_items)
         sampled = sampled.masked_fill(negatives[None, :] == positives[:, None], -math.inf)
         logits = torch.cat([positive, sampled], dim=1)
@@ -276,11 +343,23 @@ class FullSoftmax(Loss):
 
 
 # The paper's loss: binary cross-entropy with one sampled negative per target.
-PAPER_LOSS = LossConfig(loss="bce", negatives=1, logq=False, gbce_t=0.0, ce_block=1, temperature=1.0)
+PAPER_LOSS = LossConfig(
+    loss="bce",
+    negatives=1,
+    logq=False,
+    gbce_t=0.0,
+    ce_block=1,
+    temperature=1.0,
+    hard_negatives=0.0,
+    hard_negative_pool=1,
+    negatives_from="uniform",
+)
 
 
-def make_loss(config: LossConfig, n_items: int) -> Loss:
-    """The training loss `config` names."""
+def make_loss(
+    config: LossConfig, n_items: int, hard_pool: np.ndarray | None = None, counts: np.ndarray | None = None
+) -> Loss:
+    """The training loss `config` names (`hard_pool`, `counts`: see Loss)."""
     kind = {
         "bce": Loss,
         "gbce": GeneralisedBCE,
@@ -288,4 +367,4 @@ def make_loss(config: LossConfig, n_items: int) -> Loss:
         "infonce": InfoNCE,
         "ce": FullSoftmax,
     }[config.loss]
-    return kind(config, n_items)
+    return kind(config, n_items, hard_pool, counts)

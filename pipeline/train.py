@@ -38,7 +38,7 @@ import polars as pl
 import torch
 
 from .console import CONSOLE
-from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches
+from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, log_popularity, training_counts
 from .device import resolve_device
 from .early_stopping import EarlyStopping, training_history
 from .io import exclusive_lock, file_sha256, load_torch, read_json, save_torch, write_json
@@ -50,6 +50,7 @@ from .models.method import ARTIFACTS, Artifacts, StageInputs
 from .models.terms import Batch, MicroBatch, TrainingData, TrainingTerm
 from .options import typed
 from .provenance import code_sha256, machine
+from .retrieve import exact_neighbours
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,9 @@ class TrainOptions:
     logq: bool
     ce_block: int
     temperature: float
+    hard_negatives: float
+    hard_negative_pool: int
+    negatives_from: str
     select_on: str
     seed: int
     device: str
@@ -83,7 +87,17 @@ class TrainOptions:
 
     @property
     def loss_config(self) -> LossConfig:
-        return LossConfig(self.loss, self.negatives, self.logq, self.gbce_t, self.ce_block, self.temperature)
+        return LossConfig(
+            self.loss,
+            self.negatives,
+            self.logq,
+            self.gbce_t,
+            self.ce_block,
+            self.temperature,
+            self.hard_negatives,
+            self.hard_negative_pool,
+            self.negatives_from,
+        )
 
 
 def length_groups(lengths: np.ndarray, max_groups: int) -> list[np.ndarray]:
@@ -374,6 +388,16 @@ def load_base(model: torch.nn.Module, base: dict | None, backbone: str, title: s
         raise ValueError(f"the base checkpoint does not fit this {backbone}: {unexpected} are not in its model")
 
 
+def nearest_items(llm_items: np.ndarray | None, pool: int) -> np.ndarray:
+    """(n_items + 1, pool) each item's most cosine-similar other items by LLM embedding, as
+    1-based ids (row 0, padding, points at item 1: it is never a target)."""
+    if llm_items is None:
+        raise ValueError("train.hard_negatives needs the item LLM embeddings (--llm-items)")
+    if not 0 < pool < len(llm_items):
+        raise ValueError(f"train.hard_negative_pool {pool} must be below the number of items, {len(llm_items)}")
+    return np.concatenate([np.ones((1, pool), np.int64), exact_neighbours(llm_items, pool) + 1])
+
+
 def build_loop(
     backbone: str,
     model: torch.nn.Module,
@@ -382,8 +406,10 @@ def build_loop(
     sequences: Sequences,
     terms: list[TrainingTerm],
     device: torch.device,
+    llm_items: np.ndarray | None = None,
 ) -> Loop:
-    """The optimizer, the loss, the training users and the batches' shape, fixed for the run."""
+    """The optimizer, the loss, the training users and the batches' shape, fixed for the run.
+    `llm_items` gives the hard negatives' pools (`train.hard_negatives`)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
     objective = BACKBONES[backbone].objective
@@ -397,7 +423,12 @@ def build_loop(
         # Masked training sees every user twice per epoch: randomly masked, and last item masked.
         2 if objective == "masked" else 1,
         terms,
-        make_loss(options.loss_config, sequences.n_items),
+        make_loss(
+            options.loss_config,
+            sequences.n_items,
+            nearest_items(llm_items, options.hard_negative_pool) if options.hard_negatives > 0 else None,
+            training_counts(sequences),
+        ),
         optimizer,
         trainable,
         options,
@@ -488,6 +519,7 @@ def train(
         as_tensor(artifacts.llm_items),
         as_tensor(artifacts.pca_items),
         artifacts.stats,
+        torch.from_numpy(log_popularity(sequences)),
     ).to(device)
     name = method_of(model_options)
     method, config = METHODS[name], method_config(name, model_options)
@@ -514,7 +546,7 @@ def train(
     if method.stage is not None:
         return method.stage(model, config, StageInputs(data, rng, options.max_epochs, validate))
     terms = method.terms(config, data)
-    loop = build_loop(backbone, model, model_options, options, sequences, terms, device)
+    loop = build_loop(backbone, model, model_options, options, sequences, terms, device, artifacts.llm_items)
     progress = resume(checkpoint, fingerprint, model, loop.optimizer, rng, device, options.patience)
     stopping = progress.stopping
     while progress.epoch < options.max_epochs and (progress.epoch == 0 or not stopping.stopped):

@@ -69,8 +69,9 @@ def train_options(variant, seed):
 def training_needs(variant):
     """What a variant's training reads besides the interactions (pipeline.models.METHODS): item
     embeddings, their PCA, similar users, user embeddings, the dataset's head/tail cuts (stats),
-    the plain backbone's checkpoint (base)."""
-    return method_inputs(variant_model(variant))
+    the plain backbone's checkpoint (base); the item embeddings also for hard negatives."""
+    hard = train_options(variant, 0)["hard_negatives"] > 0
+    return method_inputs(variant_model(variant)) | ({"llm_items"} if hard else set())
 
 
 def uses_embeddings(variant):

@@ -142,8 +142,18 @@ def test_a_variant_s_train_options_are_checked_as_train():
     config["variants"]["fine"] = {"llmesr": {"alpha": 0.5}, "train": {"loss": "gbce", "negatives": 256}}
     config["variants"]["gpu"] = {"train": {"device": "cuda"}}
     config["variants"]["citiesce"] = {"method": "cities", "train": {"loss": "ce", "max_epochs": 5}}
+    config["variants"]["hardce"] = {"train": {"loss": "ce", "hard_negatives": 0.5}}
+    config["variants"]["popbce"] = {"train": {"negatives_from": "popularity"}}
     errors = reference_errors(config)
-    assert "variants.mine.train.loss: 'cee' is not one of ['bce', 'gbce', 'sampled_softmax', 'ce']" in errors
+    assert (
+        "variants.hardce: train.hard_negatives 0.5 replaces per-target negatives: use loss bce, gbce, infonce, not ce"
+        in errors
+    )
+    assert (
+        "variants.popbce: train.negatives_from 'popularity' draws sampled_softmax's shared negatives: use loss "
+        "sampled_softmax, not bce" in errors
+    )
+    assert "variants.mine.train.loss: 'cee' is not one of ['bce', 'gbce', 'sampled_softmax', 'infonce', 'ce']" in errors
     assert "variants.mine.train: Additional properties are not allowed ('negativs' was unexpected)" in errors
     assert any(e.startswith("variants.seeded.train.seed: a variant cannot set the seed") for e in errors)
     assert any(e.startswith("variants.gpu.train.device: the device is the machine's") for e in errors)

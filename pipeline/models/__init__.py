@@ -109,11 +109,13 @@ def build_model(
     llm_items: torch.Tensor | None = None,
     pca_items: torch.Tensor | None = None,
     thresholds: dict | None = None,
+    log_popularity: torch.Tensor | None = None,
 ) -> nn.Module:
     """`model` is the resolved `model` config section of one variant; `model.method` picks
     what wraps the backbone, built by that method's `build` from the tables it needs: the
-    item LLM embeddings, their PCA vectors, the head/tail `thresholds` (a loaded model takes
-    their values from its state dict). With `model.paper_compat` the authors' computation."""
+    item LLM embeddings, their PCA vectors, the head/tail `thresholds`, the items' training
+    `log_popularity` (a loaded model takes their values from its state dict). With
+    `model.paper_compat` the authors' computation."""
     model = effective_options(model)
     spec = BACKBONES[backbone]
     common = dict(
@@ -124,7 +126,7 @@ def build_model(
         padding=model["padding"],
     )
     inputs = BuildInputs(
-        spec, backbone_config(backbone, model), model, n_items, common, llm_items, pca_items, thresholds
+        spec, backbone_config(backbone, model), model, n_items, common, llm_items, pca_items, thresholds, log_popularity
     )
     name = method_of(model)
     return METHODS[name].build(method_config(name, model), inputs)

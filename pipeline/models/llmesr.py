@@ -33,16 +33,19 @@ table's padding row is trainable, as in the authors' code (GRU4Rec reads it on p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data import TRAIN_CUT, Sequences
 from ..options import option
 from ..scoring import last_states
+from ..split import input_lengths
 from .layers import InputEmbedding, attend, attention_mask, init_weights, left_pad_to
 from .method import BuildInputs, Method, divides
 from .terms import Batch, MicroBatch, TrainingData, TrainingTerm
@@ -73,6 +76,18 @@ class LLMESRConfig:
         "Where the distilled user representation comes from: same_pass = the forward that gives the "
         "recommendation loss; second_pass = a second forward with its own dropout draw (the authors').",
     )
+    distill_users: Literal["all", "tail"] = option(
+        "all",
+        "Who is distilled: all users (the paper), or tail users only (input shorter than ts_user, the groups' "
+        "cut): head users keep their own representation instead of being pulled to their neighbours' mean.",
+    )
+    fusion: Literal["concat", "gated"] = option(
+        "concat",
+        "How the views' scores add up: concat = the paper's dot product of concatenated views; gated = each "
+        "view's cosine similarity, weighted per item by a learned gate on the item's training popularity "
+        "(sigmoid(bias + slope x standardised log count): the semantic view's share), times a learned scale. "
+        "Needs both views.",
+    )
 
     def __post_init__(self):
         if not (self.collaborative_view or self.semantic_view):
@@ -85,6 +100,12 @@ class LLMESRConfig:
             raise ValueError(f"teacher must be 'epoch_cache' or 'batch', not {self.teacher!r}")
         if self.student not in ("same_pass", "second_pass"):
             raise ValueError(f"student must be 'same_pass' or 'second_pass', not {self.student!r}")
+        if self.distill_users not in ("all", "tail"):
+            raise ValueError(f"distill_users must be 'all' or 'tail', not {self.distill_users!r}")
+        if self.fusion not in ("concat", "gated"):
+            raise ValueError(f"fusion must be 'concat' or 'gated', not {self.fusion!r}")
+        if self.fusion == "gated" and not (self.collaborative_view and self.semantic_view):
+            raise ValueError("fusion 'gated' weighs two views: it needs collaborative_view and semantic_view")
 
     @property
     def mixes_views(self) -> bool:
@@ -134,10 +155,12 @@ class LLMESR(nn.Module):
         causal: bool,
         mask_token: bool = False,
         padding: str = "masked",
+        log_popularity: torch.Tensor | None = None,
     ):
         """`llm_items` (n_items, D) and `pca_items` (n_items, hidden_size): row i = item i+1.
         `make_encoder` builds a backbone encoder (twice when the views do not share one);
-        `causal` applies to the cross-attention."""
+        `causal` applies to the cross-attention; `log_popularity` (n_items + 1,) feeds the
+        gate of `fusion: gated`."""
         super().__init__()
         self.config = config
         self.causal = causal
@@ -172,6 +195,19 @@ class LLMESR(nn.Module):
             positional=self.encoder.uses_positions,
             extra_positions=int(self.shifts_long_positions),
         )
+
+        if config.fusion == "gated":
+            popularity = log_popularity[1 : n_items + 1].float()
+            standardised = (popularity - popularity.mean()) / popularity.std().clamp(min=1e-6)
+            self.register_buffer(
+                "popularity",
+                torch.cat([standardised.new_zeros(1), standardised] + [standardised.new_zeros(1)] * mask_token),
+            )
+            self.gate_bias = nn.Parameter(torch.zeros(()))  # share 0.5 for every item at first
+            self.gate_slope = nn.Parameter(torch.zeros(()))
+            self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # cosines x 14.3, as a 0.07 temperature
+        # Width of the collaborative half of states and item vectors (two views), for diagnostics.
+        self.view_split = hidden_size if config.collaborative_view and config.semantic_view else None
 
         init_weights(self)
         if config.collaborative_view:
@@ -211,7 +247,13 @@ class LLMESR(nn.Module):
             states = [self.encoder(views[0], valid), self.semantic_encoder(views[1], valid)]
         else:  # one call of the shared encoder over the views stacked along the batch
             states = self.encoder(torch.cat(views), valid.repeat(len(views), 1)).chunk(len(views))
+        if self.config.fusion == "gated":  # each view's state on the unit sphere: scores are cosines
+            states = [F.normalize(state, dim=-1) for state in states]
         return torch.cat(states, dim=-1)[:, -width:]
+
+    def semantic_share(self, items: torch.Tensor) -> torch.Tensor:
+        """`fusion: gated`: the weight of each item's semantic cosine in its score."""
+        return torch.sigmoid(self.gate_bias + self.gate_slope * self.popularity[items])
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         vectors = []
@@ -219,6 +261,11 @@ class LLMESR(nn.Module):
             vectors.append(self.id_embedding(items))
         if self.config.semantic_view:
             vectors.append(self.semantic_vectors(items))
+        if self.config.fusion == "gated":
+            share = self.semantic_share(items).unsqueeze(-1)
+            scale = self.log_scale.clamp(max=math.log(100)).exp()  # CLIP's cap on a learned scale
+            ids, semantic = (F.normalize(vector, dim=-1) for vector in vectors)
+            return scale * torch.cat([(1 - share) * ids, share * semantic], dim=-1)
         return torch.cat(vectors, dim=-1)
 
 
@@ -299,15 +346,21 @@ class SelfDistillation(TrainingTerm):
         teacher: Callable[[nn.Module, np.ndarray], Teacher],
         second_pass: bool = False,
         on_epoch: Callable[[nn.Module], None] | None = None,
+        taught: np.ndarray | None = None,
     ):
+        """`taught` (n_users,) bool: the only users distilled (None: everyone with a teacher)."""
         self.weight, self.teacher, self.second_pass, self.on_epoch = alpha, teacher, second_pass, on_epoch
+        self.taught = taught
 
     def begin_epoch(self, model: nn.Module, epoch: int) -> None:
         if self.on_epoch is not None:
             self.on_epoch(model)
 
     def prepare(self, model: nn.Module, batch: Batch) -> Teacher:
-        return self.teacher(model, batch.rows)
+        teacher_states, has_teacher = self.teacher(model, batch.rows)
+        if self.taught is not None:
+            has_teacher = has_teacher & torch.from_numpy(self.taught[batch.rows]).to(has_teacher.device)
+        return teacher_states, has_teacher
 
     def loss(self, model: nn.Module, micro: MicroBatch, prepared: Teacher) -> torch.Tensor:
         teacher_states, has_teacher = prepared
@@ -327,19 +380,25 @@ def self_distillation(
     max_len: int,
     device: torch.device,
     keep_empty: bool,
+    thresholds: dict | None = None,
 ) -> SelfDistillation:
-    """The term as configured: `neighbours` (n_users, >= num_similar_users) are 1-based user ids."""
+    """The term as configured: `neighbours` (n_users, >= num_similar_users) are 1-based user
+    ids; `thresholds` the groups' cuts (`distill_users: tail`)."""
     similar = neighbours[:, : config.num_similar_users].astype(np.int64) - 1
+    taught = None
+    if config.distill_users == "tail":
+        taught = input_lengths(sequences, max_len) < thresholds["ts_user"]
+    second_pass = config.student == "second_pass"
     if config.teacher == "batch":
         teacher = lambda model, rows: distillation_teacher(model, sequences, similar[rows], max_len, device, keep_empty)
-        return SelfDistillation(config.alpha, teacher, config.student == "second_pass")
+        return SelfDistillation(config.alpha, teacher, second_pass, taught=taught)
     cache = {}
 
     def refresh(model: nn.Module) -> None:
         cache["states"] = cached_representations(model, sequences, max_len, device)
 
     teacher = lambda model, rows: cached_teacher(cache["states"], sequences, similar[rows], keep_empty)
-    return SelfDistillation(config.alpha, teacher, config.student == "second_pass", on_epoch=refresh)
+    return SelfDistillation(config.alpha, teacher, second_pass, on_epoch=refresh, taught=taught)
 
 
 def build(config: LLMESRConfig, inputs: BuildInputs) -> LLMESR:
@@ -349,8 +408,17 @@ def build(config: LLMESRConfig, inputs: BuildInputs) -> LLMESR:
         raise ValueError("id_init 'pca' needs the PCA vectors of the item embeddings")
     # Causal only under a next-item objective at every position (SASRec, and only when causal).
     causal = inputs.model["causal"] and inputs.backbone.predicts_every_position
+    if config.fusion == "gated" and inputs.log_popularity is None:
+        raise ValueError("fusion 'gated' needs the items' training popularity")
     return LLMESR(
-        config, inputs.encoder, inputs.n_items, inputs.llm_items, inputs.pca_items, causal=causal, **inputs.common
+        config,
+        inputs.encoder,
+        inputs.n_items,
+        inputs.llm_items,
+        inputs.pca_items,
+        causal=causal,
+        log_popularity=inputs.log_popularity,
+        **inputs.common,
     )
 
 
@@ -359,6 +427,7 @@ def needs(config: LLMESRConfig) -> set[str]:
         ({"llm_items"} if config.semantic_view else set())
         | ({"pca_items"} if config.uses_pca else set())
         | ({"neighbours"} if config.alpha > 0 else set())
+        | ({"stats"} if config.alpha > 0 and config.distill_users == "tail" else set())
     )
 
 
@@ -367,7 +436,13 @@ def terms(config: LLMESRConfig, data: TrainingData) -> list[TrainingTerm]:
         return []
     return [
         self_distillation(
-            config, data.sequences, data.neighbours, data.max_len, data.device, data.keep_single_item_users
+            config,
+            data.sequences,
+            data.neighbours,
+            data.max_len,
+            data.device,
+            data.keep_single_item_users,
+            data.thresholds,
         )
     ]
 

@@ -106,6 +106,7 @@ class BuildInputs:
     llm_items: torch.Tensor | None = None
     pca_items: torch.Tensor | None = None
     thresholds: dict | None = None
+    log_popularity: torch.Tensor | None = None  # (n_items + 1,) log(1 + training count), index 0 unused
 
     def encoder(self) -> Encoder:
         return self.backbone.encoder(self.encoder_config)
