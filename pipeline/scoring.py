@@ -65,13 +65,19 @@ def user_vectors(
 
 @torch.no_grad()
 def representations(
-    model: torch.nn.Module, sequences: Sequences, cut: int, max_len: int, device: torch.device
+    model: torch.nn.Module,
+    sequences: Sequences,
+    cut: int,
+    max_len: int,
+    device: torch.device,
+    rows: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(user vectors for every user's sequence without its last `cut` items, item vectors for
-    ids 0..n_items), in evaluation mode."""
+    """(user vectors for each user's sequence without its last `cut` items, item vectors for
+    ids 0..n_items), in evaluation mode; the users are `rows` (0-based; default: every user)."""
     was_training = model.training
     model.eval()
-    users = user_vectors(model, sequences, np.arange(sequences.n_users), cut, max_len, device)
+    rows = np.arange(sequences.n_users) if rows is None else rows
+    users = user_vectors(model, sequences, rows, cut, max_len, device)
     items = model.item_vectors(torch.arange(sequences.n_items + 1, device=device))
     model.train(was_training)
     return users, items
@@ -106,12 +112,14 @@ def full_ranking(
     k: int,
     batch_size: int = 1024,
     item_bias: torch.Tensor | None = None,
+    owners: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Every item scored for every user, in chunks of users (memory: batch_size x n_items).
     The user's history (the sequence without its last `cut` items) is excluded, except the
     target itself when it also occurs there. `item_bias` (n_items + 1,) is added to every
-    item's score. Returns (0-based target ranks, or None without targets; top-k item ids per
-    user, best first)."""
+    item's score. `owners`: the 0-based sequence row of each of `users` (default: user i is
+    row i). Returns (0-based target ranks, or None without targets; top-k item ids per user,
+    best first)."""
     n_users, device = len(users), users.device
     if k > len(items) - 1:  # row 0 is padding
         raise DataError(
@@ -126,7 +134,7 @@ def full_ranking(
         if item_bias is not None:
             scores += item_bias
         scores[:, 0] = -torch.inf  # padding id
-        starts, ends = sequences.bounds(rows, cut)
+        starts, ends = sequences.bounds(rows if owners is None else owners[rows], cut)
         lengths = np.maximum(ends - starts, 0)
         which = np.repeat(np.arange(len(rows)), lengths)
         seen = sequences.items[

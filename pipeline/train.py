@@ -77,6 +77,7 @@ class TrainOptions:
     hard_negatives: float
     hard_negative_pool: int
     negatives_from: str
+    valid_users: int | None
     select_on: str
     seed: int
     device: str
@@ -183,15 +184,32 @@ def validation_scores(
 ) -> dict[str, float]:
     """Validation HR@10 and NDCG@10 of the validation targets under the sampled protocol, and
     with `full` also under full ranking (the training items excluded, the target kept), from
-    one pass over the users. Plain floats: the checkpoint holds no numpy objects."""
-    users, items = representations(model, sequences, VALID_INPUT_CUT, max_len, device)
-    hr, ndcg = hr_ndcg(sampled_ranks(users, items, candidates)[evaluated], 10)
+    one pass over the users: every user, or with `evaluated` a sorted array of 0-based rows
+    (a sample), those alone. Plain floats: the checkpoint holds no numpy objects."""
+    if evaluated.dtype == bool:  # every user is scored, the evaluated ones count
+        rows, counted, owners = None, evaluated, None
+    else:
+        rows, counted, owners = evaluated, slice(None), evaluated
+        candidates = candidates[evaluated]
+    users, items = representations(model, sequences, VALID_INPUT_CUT, max_len, device, rows)
+    hr, ndcg = hr_ndcg(sampled_ranks(users, items, candidates)[counted], 10)
     scores = {"valid_HR@10": float(hr), "valid_NDCG@10": float(ndcg)}
     if full:
-        ranks, _ = full_ranking(users, items, sequences, VALID_INPUT_CUT, candidates[:, 0], 10)
-        full_hr, full_ndcg = hr_ndcg(ranks[evaluated], 10)
+        ranks, _ = full_ranking(users, items, sequences, VALID_INPUT_CUT, candidates[:, 0], 10, owners=owners)
+        full_hr, full_ndcg = hr_ndcg(ranks[counted], 10)
         scores.update({"valid_full_HR@10": float(full_hr), "valid_full_NDCG@10": float(full_ndcg)})
     return scores
+
+
+def validation_users(evaluated: np.ndarray, limit: int | None) -> np.ndarray:
+    """Who validation scores after each epoch: the `evaluated` mask as it is when it holds at
+    most `limit` users (or `limit` is None), else the sorted 0-based rows of a sample of
+    `limit` of them, drawn with a fixed seed so that every run of the dataset validates on
+    the same users."""
+    if limit is None or evaluated.sum() <= limit:
+        return evaluated
+    log.info("validation: a fixed sample of %d of the %d evaluated users (train.valid_users)", limit, evaluated.sum())
+    return np.sort(np.random.default_rng(0).choice(np.flatnonzero(evaluated), size=limit, replace=False))
 
 
 def training_users(objective: str, sequences: Sequences, keep_single_item_users: bool = False) -> np.ndarray:
@@ -526,7 +544,7 @@ def train(
     max_len = model_options["max_len"]
     keep_single = model_options["single_item_users"] == "keep"
     log.info("method: %s", method.title)
-    evaluated = evaluated_users(valid_candidates)
+    evaluated = validation_users(evaluated_users(valid_candidates), options.valid_users)
     validate: Callable[[torch.nn.Module], dict] = lambda m: validation_scores(
         m, sequences, valid_candidates, evaluated, max_len, device, options.select_on == "full"
     )

@@ -180,3 +180,25 @@ def test_user_spread_and_semantic_share_by_hand():
         "overall": pytest.approx((0 + 1 + 1 / 3) / 3, abs=1e-4),
         "tail_item": pytest.approx(2 / 3, abs=1e-4),
     }
+
+
+def test_validation_on_a_fixed_sample_scores_those_users_as_the_full_pass_does():
+    from pipeline.data import VALID_INPUT_CUT
+    from pipeline.metrics import evaluated_users, hr_ndcg
+    from pipeline.scoring import full_ranking, representations, sampled_ranks
+    from pipeline.train import validation_scores, validation_users
+
+    seqs = sequences([9, 12, 6, 8, 10, 7, 11, 6, 9, 8], seed=3)
+    candidates = candidates_for(seqs)
+    everyone = evaluated_users(candidates)
+    assert validation_users(everyone, 10) is everyone and validation_users(everyone, None) is everyone
+    sample = validation_users(everyone, 4)
+    assert len(sample) == 4 and np.array_equal(sample, validation_users(everyone, 4))  # the same users each time
+    model = build_model("sasrec", model_options(), N_ITEMS, *tables())
+    users, items = representations(model, seqs, VALID_INPUT_CUT, 20, CPU)
+    ranks, _ = full_ranking(users, items, seqs, VALID_INPUT_CUT, candidates[:, 0], 10)
+    expected_full = hr_ndcg(ranks[sample], 10)
+    expected_sampled = hr_ndcg(sampled_ranks(users, items, candidates)[sample], 10)
+    scores = validation_scores(model, seqs, candidates, sample, 20, CPU, full=True)
+    assert (scores["valid_HR@10"], scores["valid_NDCG@10"]) == pytest.approx(expected_sampled)
+    assert (scores["valid_full_HR@10"], scores["valid_full_NDCG@10"]) == pytest.approx(expected_full)

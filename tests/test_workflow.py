@@ -253,11 +253,11 @@ def test_changing_the_embedder_reruns_embed_and_downstream_only(finished_run):
     args = ("--cores", "2", "--configfile", "test.yaml", "--config", f"embed={{model: {local_model}}}")
     planned = job_counts(run_snakemake(workdir, *args, "-n").stdout)
     assert {"embed", "pca", "retrieve", "train", "evaluate", "aggregate_default", "user_prompts"} <= set(planned)
-    # LLM-ESR, `authors`, `ce`, LLMInit (the PCA) and RLMRec per backbone; base, CITIES and MELT use
-    # no embeddings. User prompts fit the encoder's token window, so they follow the encoder; item
+    # LLM-ESR, `authors`, `ce`, LLMInit (the PCA), RLMRec and AlphaFuse per backbone; base, CITIES
+    # and MELT use no embeddings. User prompts fit the encoder's token window, so they follow the encoder; item
     # prompts do not.
-    assert planned["embed"] == 2 and planned["train"] == 5 * 3
-    assert planned["aggregate"] == 4 * 3  # authors, ce, llminit, rlmrec; the others' files stay as they are
+    assert planned["embed"] == 2 and planned["train"] == 6 * 3
+    assert planned["aggregate"] == 5 * 3  # authors, ce, llminit, rlmrec, alphafuse; the others' files stay as they are
     assert not {"ingest", "item_prompts", "split"} & set(planned)
     run_snakemake(workdir, *args)
     meta = json.loads((workdir / "results" / "mini" / "embed" / "items.json").read_text())
@@ -388,12 +388,16 @@ def test_every_competitor_resolves_for_every_backbone_and_cities_reuses_the_base
     targets = [
         f"results/ml100k_{b}_{v}_metrics.json"
         for b in ("sasrec", "gru4rec", "bert4rec")
-        for v in ("llminit", "cities", "melt", "rlmrec", "rlmrecgen")
+        for v in ("llminit", "cities", "melt", "rlmrec", "rlmrecgen", "alphafuse")
     ]
     output = run_snakemake(tmp_path, "-n", "-p", *targets, "--config", "train={seed: 42}").stdout
     planned = job_counts(output)
-    # 15 competitor runs, plus the plain backbone CITIES starts from: once per backbone
-    assert planned["train"] == 15 + 3 and planned["aggregate"] == 15
+    # 18 competitor runs, plus the plain backbone CITIES starts from: once per backbone
+    assert planned["train"] == 18 + 3 and planned["aggregate"] == 18
+    alphafuse = next(
+        line for line in output.splitlines() if "--out-checkpoint results/ml100k/runs/bert4rec_alphafuse" in line
+    )
+    assert "--llm-items results/ml100k/embed/items.npy" in alphafuse and '"loss": "infonce"' in alphafuse
     assert re.search(r"--base results/ml100k/runs/gru4rec_base_seed42/model\.pt", output)
     assert "--llm-users results/ml100k/embed/users.npy" in output and "--stats results/ml100k_stats.json" in output
 
