@@ -136,3 +136,15 @@ def test_infonce_by_hand_and_blind_to_vector_lengths():
     longer = items * torch.tensor([[1.0], [3.0], [0.2], [5.0], [1.0], [7.0]])  # every item's length changed
     assert loss(2 * states, targets, negatives, Table(longer)).item() == pytest.approx(expected / 2, rel=1e-6)
     assert model_options()["hidden_size"] == WIDTH  # the tables above are built for the shared tiny width
+
+
+def test_the_shipped_long_tail_variant_is_alphafuse_under_the_full_softmax():
+    from pipeline.config import default_config
+    from pipeline.models import variant_role
+    from pipeline.schema import variant_parts
+
+    override = default_config()["variants"]["llmesrplus"]
+    model, train = variant_parts(override)
+    assert (model["method"], model["hidden_size"]) == ("alphafuse", 128)
+    assert train == {"loss": "ce", "select_on": "full"}
+    assert variant_role(override, model) == "training"  # a row of the ranking table, beside basece
