@@ -124,4 +124,4 @@ def test_the_packaged_methods_are_found_by_the_registry():
         cwd=REPO,
         check=True,
     ).stdout
-    assert listed.strip() == str(sorted(["base", "llmesr", "llminit", "cities", "melt", "rlmrec"]))
+    assert listed.strip() == str(sorted(["base", "llmesr", "llminit", "cities", "melt", "rlmrec", "alphafuse"]))
