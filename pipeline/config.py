@@ -295,6 +295,7 @@ def reference_errors(config: dict) -> list[str]:
             problems += _method_errors(config, variant, merged, train_override)
             shared = set(option_errors(config["model"], backbones))  # said once below, not per variant
             problems += [f"variants.{variant}: model.{p}" for p in option_errors(merged, backbones) if p not in shared]
+    problems += backend_errors(config["embed"])
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 
@@ -302,6 +303,26 @@ def reference_errors(config: dict) -> list[str]:
             resolve_model(config["embed"]["model"])
         except DataError as err:
             problems.append(str(err))
+    return problems
+
+
+def backend_errors(embed: dict) -> list[str]:
+    """The ONNX backends run on CPU and need the optional packages of `.[onnx]`."""
+    if embed["backend"] == "torch":
+        return []
+    problems = []
+    if embed["device"].startswith("cuda"):
+        problems.append(
+            f"embed.backend: {embed['backend']} runs on CPU; with embed.device {embed['device']} use backend torch"
+        )
+    import importlib.util
+
+    missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        problems.append(
+            f"embed.backend: {embed['backend']} needs {' and '.join(missing)}, not installed here: "
+            "pip install -e '.[onnx]' (or set embed.backend: torch)"
+        )
     return problems
 
 

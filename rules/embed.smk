@@ -1,5 +1,10 @@
 EMBED_SHARDS = config["embed"]["shards"]
-EMBED_OPTIONS = as_json({k: config["embed"][k] for k in ("model", "batch_size", "device")})
+# The default backend is left out of the params so that folders made before `embed.backend`
+# existed do not rerun their embeddings (and all that follows).
+EMBED_OPTIONS = as_json(
+    {k: config["embed"][k] for k in ("model", "batch_size", "device")}
+    | ({"backend": config["embed"]["backend"]} if config["embed"]["backend"] != "torch" else {})
+)
 
 
 def embed_command(prompts, out, meta, shard):
@@ -28,6 +33,8 @@ def embed_command(prompts, out, meta, shard):
         "--shards",
         str(EMBED_SHARDS),
     ]
+    if embed["backend"] != "torch":  # as in EMBED_OPTIONS
+        words += ["--backend", embed["backend"]]
     if embed["cache"]:
         words += ["--cache", embed["cache"]]
     return shlex.join(words)

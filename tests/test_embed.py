@@ -104,3 +104,31 @@ def test_sharded_embedding_equals_the_unsharded_one(tmp_path):
     merged, whole = np.load(tmp_path / "merged.npy"), np.load(tmp_path / "all.npy")
     assert merged.shape == whole.shape == (23, 384)
     assert np.abs(merged - whole).max() < 1e-5
+
+
+def test_the_onnx_backend_gives_the_torch_vectors_in_order_and_int8_close_ones(tmp_path):
+    texts = [*TEXTS, "A much longer prompt: " + "lipstick, mascara and a little shampoo; " * 12]
+    exact, record = encode_cached(texts, "default", 2, "cpu", tmp_path)  # batches of 2: padding and order matter
+    onnx, onnx_record = encode_cached(texts, "default", 2, "cpu", tmp_path, backend="onnx")
+    int8, int8_record = encode_cached(texts, "default", 2, "cpu", tmp_path, backend="onnx-int8")
+    assert onnx_record["encoded"] == int8_record["encoded"] == 4  # nothing taken from another backend's cache
+    assert len({r["encoder"]["identity"] for r in (record, onnx_record, int8_record)}) == 3
+    assert record["encoder"]["identity"] == model_identity("default")["identity"]  # torch's is unchanged
+    np.testing.assert_allclose(onnx, exact, atol=1e-5)
+    cosine = (int8 * exact).sum(1) / np.linalg.norm(int8, axis=1) / np.linalg.norm(exact, axis=1)
+    assert cosine.min() > 0.95 and np.abs(int8 - exact).max() > 1e-3  # close, and truly quantized
+    assert (np.argmax(int8 @ exact.T, axis=1) == np.arange(4)).all()  # each text still nearest its own vector
+
+
+def test_an_onnx_backend_on_cuda_or_without_its_packages_is_refused(monkeypatch):
+    import importlib.util
+
+    from pipeline.config import backend_errors
+
+    assert backend_errors({"backend": "torch", "device": "cuda"}) == []
+    assert backend_errors({"backend": "onnx", "device": "auto"}) == []
+    [error] = backend_errors({"backend": "onnx-int8", "device": "cuda:0"})
+    assert error == "embed.backend: onnx-int8 runs on CPU; with embed.device cuda:0 use backend torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    [error] = backend_errors({"backend": "onnx", "device": "cpu"})
+    assert error.startswith("embed.backend: onnx needs onnxruntime and onnx, not installed here: pip install")

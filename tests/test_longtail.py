@@ -116,6 +116,39 @@ def test_tail_only_distillation_leaves_head_users_alone():
     assert has_tail.tolist() == (has_all.numpy() & tail).tolist() and has_tail.any() and not has_tail.all()
 
 
+def test_the_teacher_cache_computes_only_the_distilled_users_neighbours(monkeypatch):
+    import pipeline.models.llmesr as llmesr
+
+    seqs = sequences([3, 12, 4, 11, 5, 10, 6, 9], seed=3)
+    neighbours = np.array([[2, 3], [1, 3], [1, 2], [3, 1], [2, 1], [1, 2], [3, 2], [2, 3]])  # only 1, 2, 3
+    config = build_model("sasrec", model_options(), N_ITEMS, *tables()).config
+    model = build_model("sasrec", model_options(), N_ITEMS, *tables())
+    computed, last_states = [], llmesr.last_states
+
+    def spy(model, sequences, rows, *args, **kwargs):  # records which users each pass computes
+        computed.append(rows.tolist())
+        return last_states(model, sequences, rows, *args, **kwargs)
+
+    monkeypatch.setattr(llmesr, "last_states", spy)
+    term = self_distillation(config, seqs, neighbours, 20, CPU, False)
+    term.begin_epoch(model, 1)
+    assert computed[-1] == [0, 1, 2]
+    teacher, has = term.prepare(model, Batch(np.arange(8), None, None, None))
+    full = llmesr.cached_representations(model, seqs, 20, CPU)
+    expected, expected_has = llmesr.cached_teacher(full, seqs, neighbours - 1)
+    torch.testing.assert_close(teacher, expected)
+    assert has.tolist() == expected_has.tolist()
+    # tail-only distillation (users 1, 3, 5, 7, each with neighbours 2, 3): only their neighbours
+    tail_only = type(config)(**{**config.__dict__, "distill_users": "tail"})
+    term = self_distillation(tail_only, seqs, neighbours[[0, 2, 0, 2, 0, 2, 0, 2]], 20, CPU, False, {"ts_user": 6})
+    term.begin_epoch(model, 1)
+    assert computed[-1] == [1, 2]
+    # above half of the users: the full pass, whose rounding the default runs have always had
+    term = self_distillation(config, seqs, np.array([[2, 3], [4, 5], [6, 1], [1, 2]] * 2), 20, CPU, False)
+    term.begin_epoch(model, 1)
+    assert computed[-1] == list(range(8))
+
+
 def gated_options(**llmesr):
     options = model_options()
     options["llmesr"] = {**options["llmesr"], "fusion": "gated", **llmesr}
