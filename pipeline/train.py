@@ -78,6 +78,7 @@ class TrainOptions:
     hard_negative_pool: int
     negatives_from: str
     valid_users: int | None
+    batches_per_epoch: int | None
     select_on: str
     seed: int
     device: str
@@ -355,17 +356,20 @@ class Loop:
     exclude: np.ndarray  # the training items (Sequences.membership_keys), never drawn as negatives
 
 
-def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
-    """One pass over the training users. Returns (summed [loss, rec, *terms] of the steps
-    taken, steps taken, steps skipped for a non-finite gradient)."""
+def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int, float]:
+    """One pass over the training users (or its first `batches_per_epoch` batches). Returns
+    (summed [loss, rec, *terms] of the steps taken, steps taken, steps skipped for a non-finite
+    gradient, seconds of the terms' once-per-epoch work, e.g. LLM-ESR's teacher cache)."""
     model, options = loop.model, loop.options
     model.train()
     totals = np.zeros(2 + len(loop.terms))
     batches = skipped = 0
+    started = time.perf_counter()
     for term in loop.terms:
         term.begin_epoch(model, epoch)
+    start_seconds = time.perf_counter() - started
     lengths = np.tile(loop.sequences.lengths[loop.users], loop.copies)
-    for picked in epoch_batches(rng, lengths, options.batch_size, options.bucket_pool):
+    for picked in epoch_batches(rng, lengths, options.batch_size, options.bucket_pool)[: options.batches_per_epoch]:
         rows, last_only = loop.users[picked % len(loop.users)], picked >= len(loop.users)
         inputs, targets = training_batch(
             loop.objective,
@@ -393,7 +397,7 @@ def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.nd
         loop.optimizer.step()
         totals += (step_loss, rec, *parts.values())
         batches += 1
-    return totals, batches, skipped
+    return totals, batches, skipped, start_seconds
 
 
 def load_base(model: torch.nn.Module, base: dict | None, backbone: str, title: str) -> None:
@@ -475,8 +479,11 @@ def epoch_record(
     skipped: int,
     train_seconds: float,
     eval_seconds: float,
+    steps: int,
+    start_seconds: float,
 ) -> dict:
-    """An epoch's row of the history: mean losses ([loss, rec, *terms]), validation scores, times."""
+    """An epoch's row of the history: mean losses ([loss, rec, *terms]), validation scores, times
+    (train_seconds includes epoch_start_seconds, the terms' once-per-epoch work)."""
     mean_loss, rec, *parts = means.tolist()
     return {
         "epoch": epoch,
@@ -485,7 +492,9 @@ def epoch_record(
         **{f"{term.name}_loss": value for term, value in zip(terms, parts)},
         **scores,
         "skipped_steps": skipped,
+        "steps": steps,
         "train_seconds": round(train_seconds, 3),
+        "epoch_start_seconds": round(start_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
     }
 
@@ -570,7 +579,7 @@ def train(
     while progress.epoch < options.max_epochs and (progress.epoch == 0 or not stopping.stopped):
         epoch = progress.epoch + 1
         started = time.perf_counter()
-        totals, batches, skipped = train_epoch(loop, epoch, rng)
+        totals, batches, skipped, start_seconds = train_epoch(loop, epoch, rng)
         train_seconds = time.perf_counter() - started
         if skipped:
             log.warning(
@@ -582,8 +591,9 @@ def train(
             )
         started = time.perf_counter()
         scores = validate(model)
+        eval_seconds = time.perf_counter() - started
         record = epoch_record(
-            epoch, totals / batches, terms, scores, skipped, train_seconds, time.perf_counter() - started
+            epoch, totals / batches, terms, scores, skipped, train_seconds, eval_seconds, batches, start_seconds
         )
         progress.history.append(record)
         progress.epoch = epoch
