@@ -296,6 +296,11 @@ def reference_errors(config: dict) -> list[str]:
             shared = set(option_errors(config["model"], backbones))  # said once below, not per variant
             problems += [f"variants.{variant}: model.{p}" for p in option_errors(merged, backbones) if p not in shared]
     problems += backend_errors(config["embed"])
+    if config["eval"]["shards"] > 1 and config["eval"]["popularity_gammas"]:
+        problems.append(
+            "eval.shards: a sharded evaluation cannot choose the popularity correction, which is chosen on every "
+            "user's validation: set eval.popularity_gammas to [] or eval.shards to 1"
+        )
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 

@@ -22,12 +22,16 @@ from . import provenance
 from .checkpoints import load_for_scoring
 from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity
 from .errors import DataError
-from .io import read_json, write_json, write_parquet
+from .io import atomic_path, read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics, hr_ndcg
 from .schema import leaves
 from .scoring import full_ranking, representations, sampled_ranks
 
 log = logging.getLogger(__name__)
+
+# Users per batch of sampled_ranks (a multiple of full_ranking's): shards of the evaluation
+# start on these batches, so that every score is computed as in the unsharded pass.
+SHARD_USERS = 4096
 
 
 def check_options(path: Path, history: dict, record: dict) -> None:
@@ -59,17 +63,25 @@ def user_mean_cosine(users: torch.Tensor) -> float:
     return round(float((total @ total - n) / max(n * (n - 1), 1)), 4)
 
 
-def semantic_shares(
-    users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, split: int, masks: dict[str, np.ndarray]
-) -> dict[str, float | None]:
-    """Two-view models (LLM-ESR): per group, the mean over users of |semantic half of the
-    target's score| / (|collaborative half| + |semantic half|); the halves are the first
-    `split` and the remaining coordinates of the user and item vectors."""
+def semantic_share_per_user(users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, split: int) -> np.ndarray:
+    """Two-view models (LLM-ESR): |semantic half of the target's score| / (|collaborative half|
+    + |semantic half|) per user; the halves are the first `split` and the remaining coordinates
+    of the user and item vectors."""
     target_vectors = items[torch.from_numpy(targets).to(items.device)]
     products = users * target_vectors
     collaborative, semantic = products[:, :split].sum(1).abs(), products[:, split:].sum(1).abs()
-    share = (semantic / (collaborative + semantic).clamp(min=1e-12)).cpu().numpy()
-    return {name: round(float(share[mask].mean()), 4) if mask.any() else None for name, mask in masks.items()}
+    return (semantic / (collaborative + semantic).clamp(min=1e-12)).cpu().numpy()
+
+
+def group_means(values: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float | None]:
+    return {name: round(float(values[mask].mean()), 4) if mask.any() else None for name, mask in masks.items()}
+
+
+def semantic_shares(
+    users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, split: int, masks: dict[str, np.ndarray]
+) -> dict[str, float | None]:
+    """Per group, the mean over users of semantic_share_per_user."""
+    return group_means(semantic_share_per_user(users, items, targets, split), masks)
 
 
 def popularity_correction(
@@ -88,52 +100,37 @@ def popularity_correction(
     return best, tried
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pipeline evaluate", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--history", required=True, type=Path)
-    parser.add_argument("--interactions", required=True, type=Path)
-    parser.add_argument("--item-table", required=True, type=Path)
-    parser.add_argument("--user-table", required=True, type=Path)
-    parser.add_argument("--candidates", required=True, type=Path)
-    parser.add_argument("--groups", required=True, type=Path)
-    parser.add_argument("--stats", required=True, type=Path)
-    parser.add_argument("--out-metrics", required=True, type=Path)
-    parser.add_argument("--out-per-user", required=True, type=Path, help="per-user results (Parquet)")
-    parser.add_argument("--run", required=True, help='JSON {"dataset", "backbone", "variant", "seed"}')
-    parser.add_argument("--record", required=True, help="the configuration behind this run, as JSON")
-    parser.add_argument("--ingest-report", required=True, type=Path)
-    parser.add_argument("--embed-meta", type=Path, help="the item embeddings' metadata (models that use them)")
-    parser.add_argument("--k", type=int, nargs="+", required=True)
-    parser.add_argument(
-        "--popularity-gammas",
-        type=float,
-        nargs="*",
-        required=True,
-        help="eval.popularity_gammas: the corrections tried on validation (none: no corrected metrics)",
+def shard_users(users: int, shard: int, shards: int) -> tuple[int, int]:
+    """[start, stop) of slice `shard` of `shards`: near-equal runs of whole scoring batches."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    batches = -(-users // SHARD_USERS)
+    return min(shard * batches // shards * SHARD_USERS, users), min(
+        (shard + 1) * batches // shards * SHARD_USERS, users
     )
-    parser.add_argument("--device", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
 
-    history = read_json(args.history)
-    check_options(args.history, history, json.loads(args.record))
-    model, state, item_table, sequences, device = load_for_scoring(
+
+def score(args: argparse.Namespace, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
+    """The model's scores of the users start..stop (default: all): target ranks under both
+    protocols, top-K lists, user vectors, semantic shares (two-view models), and with
+    --popularity-gammas the same under the correction chosen on validation. Every user's
+    vector is computed (one pass, as unsharded), only the slice is scored."""
+    model, state, _, sequences, device = load_for_scoring(
         args.checkpoint, args.interactions, args.item_table, args.device, args.threads
     )
     candidates = np.load(args.candidates)["test"]
-    groups = pl.read_parquet(args.groups)
-    stats = read_json(args.stats)
-    ks = cutoffs(args.k)
-
+    start, stop = start or 0, len(candidates) if stop is None else stop
+    owners = np.arange(start, stop)
+    k = max(cutoffs(args.k))
     started = time.perf_counter()
     users, items = representations(model, sequences, TEST_INPUT_CUT, state["model"]["max_len"], device)
+    users = users[start:stop]
     represent_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    sampled = sampled_ranks(users, items, candidates)
+    sampled = sampled_ranks(users, items, candidates[start:stop])
     sampled_seconds = time.perf_counter() - started + represent_seconds
     started = time.perf_counter()
-    full, top = full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], max(ks))
+    full, top = full_ranking(users, items, sequences, TEST_INPUT_CUT, candidates[start:stop, 0], k, owners=owners)
     full_seconds = time.perf_counter() - started + represent_seconds
     n = len(sampled)
     log.info(
@@ -144,6 +141,42 @@ def main(argv: list[str] | None = None) -> None:
         full_seconds,
         n / full_seconds,
     )
+    scores = {
+        "sampled": sampled,
+        "full": full,
+        "top": top,
+        "users": users.cpu().numpy(),
+        "seconds": np.array([sampled_seconds, full_seconds]),
+        "device": np.array(str(device)),
+    }
+    if getattr(model, "view_split", None):
+        scores["semantic_share"] = semantic_share_per_user(users, items, candidates[start:stop, 0], model.view_split)
+    if args.popularity_gammas:
+        valid = np.load(args.candidates)["valid"]
+        max_len = state["model"]["max_len"]
+        gamma, tried = popularity_correction(model, sequences, valid, max_len, device, args.popularity_gammas)
+        bias = -gamma * torch.from_numpy(log_popularity(sequences)).to(device)
+        scores["corrected_full"], scores["corrected_top"] = full_ranking(
+            users, items, sequences, TEST_INPUT_CUT, candidates[start:stop, 0], k, item_bias=bias, owners=owners
+        )
+        scores["corrected_sampled"] = sampled_ranks(users, items, candidates[start:stop], item_bias=bias)
+        scores["gamma"], scores["tried"] = np.array(gamma), np.array(json.dumps(tried))
+        log.info("popularity correction: gamma %s (validation full NDCG@10 by gamma: %s)", gamma, tried)
+    return scores
+
+
+def report(args: argparse.Namespace, scores: dict[str, np.ndarray]) -> None:
+    """metrics.json and the per-user Parquet from the scores of every user, in order."""
+    history = read_json(args.history)
+    item_table = pl.read_parquet(args.item_table)
+    sequences = Sequences.from_interactions(pl.read_parquet(args.interactions), item_table.height)
+    candidates = np.load(args.candidates)["test"]
+    groups = pl.read_parquet(args.groups)
+    stats = read_json(args.stats)
+    ks = cutoffs(args.k)
+    sampled, full, top = scores["sampled"], scores["full"], scores["top"]
+    n = len(sampled)
+    sampled_seconds, full_seconds = scores["seconds"]
 
     evaluated = evaluated_users(candidates)
     masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy(), evaluated)
@@ -154,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     full_groups = group_metrics(full, masks, ks)
     for name, extra in beyond_accuracy(top, masks, ks, sequences.n_items, tail_items).items():
         full_groups[name].update(extra)
+    users = torch.from_numpy(scores["users"])
     metrics = {
         **json.loads(args.run),
         "protocol": {
@@ -172,36 +206,26 @@ def main(argv: list[str] | None = None) -> None:
             "excluded": "the user's history (train + validation items), except the target",
         },
         "training": {key: history[key] for key in ("best_epoch", "epochs_run", "stopped_early", "train_seconds")},
-        "representation": {"user_mean_cosine": user_mean_cosine(users[torch.from_numpy(evaluated).to(users.device)])},
+        "representation": {"user_mean_cosine": user_mean_cosine(users[torch.from_numpy(evaluated)])},
         "eval_users_per_s": {"sampled": round(n / sampled_seconds, 1), "full_ranking": round(n / full_seconds, 1)},
-        "device": str(device),
+        "device": str(scores["device"]),
         "record": provenance.record(
             json.loads(args.record), history["device"], args.interactions, args.ingest_report, args.embed_meta, history
         ),
     }
-    if getattr(model, "view_split", None):
-        metrics["representation"]["semantic_share"] = semantic_shares(
-            users, items, candidates[:, 0], model.view_split, masks
-        )
-    if args.popularity_gammas:
-        max_len = state["model"]["max_len"]
-        valid = np.load(args.candidates)["valid"]
-        gamma, tried = popularity_correction(model, sequences, valid, max_len, device, args.popularity_gammas)
-        bias = -gamma * torch.from_numpy(log_popularity(sequences)).to(device)
-        corrected_full, corrected_top = full_ranking(
-            users, items, sequences, TEST_INPUT_CUT, candidates[:, 0], max(ks), item_bias=bias
-        )
-        corrected = group_metrics(corrected_full, masks, ks)
-        for name, extra in beyond_accuracy(corrected_top, masks, ks, sequences.n_items, tail_items).items():
+    if "semantic_share" in scores:
+        metrics["representation"]["semantic_share"] = group_means(scores["semantic_share"], masks)
+    if "gamma" in scores:
+        corrected = group_metrics(scores["corrected_full"], masks, ks)
+        for name, extra in beyond_accuracy(scores["corrected_top"], masks, ks, sequences.n_items, tail_items).items():
             corrected[name].update(extra)
         metrics["popularity_corrected"] = {
-            "gamma": gamma,
+            "gamma": scores["gamma"].item(),
             "chosen_on": "full-ranking validation NDCG@10 of score - gamma * log(1 + training popularity)",
-            "valid_full_NDCG@10": tried,
-            "groups": group_metrics(sampled_ranks(users, items, candidates, item_bias=bias), masks, ks),
+            "valid_full_NDCG@10": json.loads(str(scores["tried"])),
+            "groups": group_metrics(scores["corrected_sampled"], masks, ks),
             "full_ranking": {"groups": corrected},
         }
-        log.info("popularity correction: gamma %s (validation full NDCG@10 by gamma: %s)", gamma, tried)
     for name in GROUPS:
         log.info(
             "%-9s n=%-6d sampled HR@10=%s NDCG@10=%s | full HR@10=%s NDCG@10=%s",
@@ -229,3 +253,79 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     write_parquet(per_user, args.out_per_user)
+
+
+def scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--interactions", required=True, type=Path)
+    parser.add_argument("--item-table", required=True, type=Path)
+    parser.add_argument("--candidates", required=True, type=Path)
+    parser.add_argument("--k", type=int, nargs="+", required=True)
+    parser.add_argument(
+        "--popularity-gammas",
+        type=float,
+        nargs="*",
+        required=True,
+        help="eval.popularity_gammas: the corrections tried on validation (none: no corrected metrics)",
+    )
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history", required=True, type=Path)
+    parser.add_argument("--user-table", required=True, type=Path)
+    parser.add_argument("--groups", required=True, type=Path)
+    parser.add_argument("--stats", required=True, type=Path)
+    parser.add_argument("--out-metrics", required=True, type=Path)
+    parser.add_argument("--out-per-user", required=True, type=Path, help="per-user results (Parquet)")
+    parser.add_argument("--run", required=True, help='JSON {"dataset", "backbone", "variant", "seed"}')
+    parser.add_argument("--record", required=True, help="the configuration behind this run, as JSON")
+    parser.add_argument("--ingest-report", required=True, type=Path)
+    parser.add_argument("--embed-meta", type=Path, help="the item embeddings' metadata (models that use them)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pipeline evaluate", description=__doc__)
+    scoring_arguments(parser)
+    report_arguments(parser)
+    args = parser.parse_args(argv)
+    check_options(args.history, read_json(args.history), json.loads(args.record))
+    report(args, score(args))
+
+
+def shard_main(argv: list[str] | None = None) -> None:
+    """`pipeline evaluate-shard`: the scores of one of --shards slices of the users (npz)."""
+    parser = argparse.ArgumentParser(prog="pipeline evaluate-shard", description=shard_main.__doc__)
+    scoring_arguments(parser)
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--shards", type=int, required=True)
+    parser.add_argument("--out-scores", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if args.popularity_gammas:
+        raise SystemExit("error: the popularity correction is chosen on every user's validation: not sharded")
+    start, stop = shard_users(len(np.load(args.candidates)["test"]), args.shard, args.shards)
+    # more shards than scoring batches: this one has no users, and the merge skips it
+    scores = score(args, start, stop) if stop > start else {"seconds": np.zeros(2)}
+    with atomic_path(args.out_scores) as tmp, open(tmp, "wb") as out:
+        np.savez(out, **scores)
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """`pipeline evaluate-merge`: the shards' scores, in order, into the run's metrics."""
+    parser = argparse.ArgumentParser(prog="pipeline evaluate-merge", description=merge_main.__doc__)
+    parser.add_argument("shards", nargs="+", type=Path)
+    parser.add_argument("--interactions", required=True, type=Path)
+    parser.add_argument("--item-table", required=True, type=Path)
+    parser.add_argument("--candidates", required=True, type=Path)
+    parser.add_argument("--k", type=int, nargs="+", required=True)
+    report_arguments(parser)
+    args = parser.parse_args(argv)
+    check_options(args.history, read_json(args.history), json.loads(args.record))
+    parts = [part for part in (dict(np.load(path)) for path in args.shards) if "sampled" in part]
+    scores = {key: np.concatenate([part[key] for part in parts]) for key in parts[0] if parts[0][key].ndim}
+    scores["seconds"] = np.sum([part["seconds"] for part in parts], axis=0)
+    scores["device"] = parts[0]["device"]
+    if len(scores["sampled"]) != len(np.load(args.candidates)["test"]):
+        raise SystemExit(f"error: the shards hold {len(scores['sampled'])} users, the candidates more or fewer")
+    report(args, scores)

@@ -7,6 +7,12 @@ users); `hnsw` builds an hnswlib index (single-threaded inserts, so the graph an
 are deterministic); `auto` takes exact search up to `exact_max_users` users, where it is
 faster on a CPU (see benchmarks/), and hnswlib above. Either way the recall of the result
 against exact search is measured on a sample and logged.
+
+With `retrieve.shards` > 1 the work is split for a cluster: `retrieve-index` decides the method
+and builds the hnswlib index once, `retrieve-shard` answers the queries of one contiguous slice
+of the users, and `retrieve-merge` joins the slices in order; the result equals the unsharded
+one (slices start on the exact search's block boundaries, and each hnswlib query is answered
+alone).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import save_npy, write_json
+from .io import atomic_path, read_json, save_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,10 @@ def _drop_self(labels: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(labels, order, axis=1)[:, :k]
 
 
-def exact_neighbours(vectors: np.ndarray, k: int, rows: np.ndarray | None = None, block: int = 2048) -> np.ndarray:
+BLOCK = 2048  # users per matrix product of the exact search
+
+
+def exact_neighbours(vectors: np.ndarray, k: int, rows: np.ndarray | None = None, block: int = BLOCK) -> np.ndarray:
     """0-based indices of the k most cosine-similar other rows, for `rows` (default: all)."""
     unit = torch.nn.functional.normalize(torch.from_numpy(vectors).float(), dim=1)
     rows = np.arange(len(vectors)) if rows is None else rows
@@ -44,6 +53,26 @@ def exact_neighbours(vectors: np.ndarray, k: int, rows: np.ndarray | None = None
     return out
 
 
+def hnsw_index(vectors: np.ndarray, m: int, ef_construction: int, seed: int, threads: int, deterministic: bool):
+    """An hnswlib index of the rows. `deterministic`: the graph is built with one thread
+    (inserts in a fixed order: the same graph and result every time); otherwise with
+    `threads`, whose interleaving makes each build's graph, and so a few neighbours, differ."""
+    import hnswlib
+
+    index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
+    index.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=m, random_seed=seed)
+    index.add_items(vectors, np.arange(len(vectors)), num_threads=1 if deterministic else threads)
+    return index
+
+
+def hnsw_query(index, vectors: np.ndarray, k: int, ef_search: int, threads: int, first_row: int = 0) -> np.ndarray:
+    """The k nearest other rows of each of `vectors` (rows first_row, first_row + 1, ... of the
+    index); each query is answered on its own, so any slice gives the rows of the whole."""
+    index.set_ef(max(ef_search, k + 1))
+    labels, _ = index.knn_query(vectors, k=k + 1, num_threads=threads)
+    return _drop_self(labels.astype(np.int64) - first_row, k) + first_row
+
+
 def hnsw_neighbours(
     vectors: np.ndarray,
     k: int,
@@ -54,17 +83,17 @@ def hnsw_neighbours(
     threads: int,
     deterministic: bool = True,
 ) -> np.ndarray:
-    """The k nearest other rows from an hnswlib index. `deterministic`: the graph is built with
-    one thread (inserts in a fixed order: the same graph and result every time); otherwise
-    with `threads`, whose interleaving makes each build's graph, and so a few neighbours, differ."""
-    import hnswlib
+    """The k nearest other rows from an hnswlib index (see hnsw_index)."""
+    index = hnsw_index(vectors, m, ef_construction, seed, threads, deterministic)
+    return hnsw_query(index, vectors, k, ef_search, threads)
 
-    index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
-    index.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=m, random_seed=seed)
-    index.add_items(vectors, np.arange(len(vectors)), num_threads=1 if deterministic else threads)
-    index.set_ef(max(ef_search, k + 1))
-    labels, _ = index.knn_query(vectors, k=k + 1, num_threads=threads)
-    return _drop_self(labels.astype(np.int64), k)
+
+def shard_rows(users: int, shard: int, shards: int) -> tuple[int, int]:
+    """[start, stop) of slice `shard` of `shards`: near-equal runs of whole exact-search blocks."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    blocks = -(-users // BLOCK)
+    return min(shard * blocks // shards * BLOCK, users), min((shard + 1) * blocks // shards * BLOCK, users)
 
 
 def recall_against_exact(vectors: np.ndarray, found: np.ndarray, sample: int, seed: int) -> float:
@@ -74,11 +103,7 @@ def recall_against_exact(vectors: np.ndarray, found: np.ndarray, sample: int, se
     return hits / truth.size
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pipeline retrieve", description=__doc__)
-    parser.add_argument("--embeddings", required=True, type=Path)
-    parser.add_argument("--out-neighbours", required=True, type=Path)
-    parser.add_argument("--out-report", required=True, type=Path)
+def search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, required=True)
     parser.add_argument("--method", choices=["auto", "hnsw", "exact"], required=True)
     parser.add_argument("--exact-max-users", type=int, required=True)
@@ -94,8 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
 
+
+def load(args: argparse.Namespace) -> tuple[np.ndarray, int, str]:
+    """The user vectors, the k searched (at most the other users) and the method."""
     torch.set_num_threads(args.threads)
     vectors = np.load(args.embeddings)
     k = min(args.k, len(vectors) - 1)
@@ -104,6 +131,46 @@ def main(argv: list[str] | None = None) -> None:
     method = args.method
     if method == "auto":
         method = "exact" if len(vectors) <= args.exact_max_users else "hnsw"
+    return vectors, k, method
+
+
+def finish(vectors: np.ndarray, found: np.ndarray, method: str, seconds: float, args, out: Path, report: Path, **extra):
+    """Measures the recall on a sample, logs it, writes the 1-based neighbours and the report."""
+    recall = recall_against_exact(vectors, found, args.recall_sample, args.seed)
+    k = found.shape[1]
+    log.info(
+        "%s search: top-%d neighbours for %d users in %.1f s; recall@%d against exact search on a sample: %.4f",
+        method,
+        k,
+        len(vectors),
+        seconds,
+        k,
+        recall,
+    )
+    save_npy((found + 1).astype(np.int32), out)
+    write_json(
+        {
+            "method": method,
+            "deterministic": method == "exact" or args.deterministic == "true",
+            "k": k,
+            "users": len(vectors),
+            "seconds": round(seconds, 3),
+            "recall_vs_exact": round(recall, 6),
+            "recall_sample": min(args.recall_sample, len(vectors)),
+            **extra,
+        },
+        report,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pipeline retrieve", description=__doc__)
+    parser.add_argument("--embeddings", required=True, type=Path)
+    parser.add_argument("--out-neighbours", required=True, type=Path)
+    parser.add_argument("--out-report", required=True, type=Path)
+    search_options(parser)
+    args = parser.parse_args(argv)
+    vectors, k, method = load(args)
     started = time.perf_counter()
     if method == "exact":
         found = exact_neighbours(vectors, k)
@@ -118,27 +185,78 @@ def main(argv: list[str] | None = None) -> None:
             args.threads,
             deterministic=args.deterministic == "true",
         )
+    finish(vectors, found, method, time.perf_counter() - started, args, args.out_neighbours, args.out_report)
+
+
+def index_main(argv: list[str] | None = None) -> None:
+    """`pipeline retrieve-index`: the method, and for hnsw the index (empty for exact search)."""
+    parser = argparse.ArgumentParser(prog="pipeline retrieve-index", description=index_main.__doc__)
+    parser.add_argument("--embeddings", required=True, type=Path)
+    parser.add_argument("--out-index", required=True, type=Path)
+    parser.add_argument("--out-plan", required=True, type=Path)
+    search_options(parser)
+    args = parser.parse_args(argv)
+    vectors, k, method = load(args)
+    started = time.perf_counter()
+    with atomic_path(args.out_index) as tmp:
+        if method == "hnsw":
+            index = hnsw_index(
+                vectors, args.hnsw_m, args.hnsw_ef_construction, args.seed, args.threads, args.deterministic == "true"
+            )
+            index.save_index(str(tmp))
+        else:
+            tmp.write_bytes(b"")
     seconds = time.perf_counter() - started
-    recall = recall_against_exact(vectors, found, args.recall_sample, args.seed)
-    log.info(
-        "%s search: top-%d neighbours for %d users in %.1f s; recall@%d against exact search on a sample: %.4f",
-        method,
-        k,
-        len(vectors),
-        seconds,
-        k,
-        recall,
-    )
-    save_npy((found + 1).astype(np.int32), args.out_neighbours)
-    write_json(
-        {
-            "method": method,
-            "deterministic": method == "exact" or args.deterministic == "true",
-            "k": k,
-            "users": len(vectors),
-            "seconds": round(seconds, 3),
-            "recall_vs_exact": round(recall, 6),
-            "recall_sample": min(args.recall_sample, len(vectors)),
-        },
-        args.out_report,
-    )
+    log.info("%s search over %d users; index built in %.1f s", method, len(vectors), seconds)
+    write_json({"method": method, "k": k, "users": len(vectors), "seconds": round(seconds, 3)}, args.out_plan)
+
+
+def shard_main(argv: list[str] | None = None) -> None:
+    """`pipeline retrieve-shard`: the neighbours of one slice of the users (0-based, as npy)."""
+    parser = argparse.ArgumentParser(prog="pipeline retrieve-shard", description=shard_main.__doc__)
+    parser.add_argument("--embeddings", required=True, type=Path)
+    parser.add_argument("--index", required=True, type=Path)
+    parser.add_argument("--plan", required=True, type=Path)
+    parser.add_argument("--out-neighbours", required=True, type=Path)
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--shards", type=int, required=True)
+    parser.add_argument("--hnsw-ef-search", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    plan, vectors = read_json(args.plan), np.load(args.embeddings)
+    start, stop = shard_rows(len(vectors), args.shard, args.shards)
+    started = time.perf_counter()
+    if start == stop:  # fewer blocks of users than shards
+        found = np.empty((0, plan["k"]), np.int64)
+    elif plan["method"] == "exact":
+        found = exact_neighbours(vectors, plan["k"], np.arange(start, stop))
+    else:
+        import hnswlib
+
+        index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
+        index.load_index(str(args.index), max_elements=len(vectors))
+        found = hnsw_query(index, vectors[start:stop], plan["k"], args.hnsw_ef_search, args.threads, start)
+    seconds = time.perf_counter() - started
+    log.info("shard %d of %d: users %d..%d in %.1f s", args.shard, args.shards, start + 1, stop, seconds)
+    save_npy(found.astype(np.int64), args.out_neighbours)
+    write_json({"rows": [start, stop], "seconds": round(seconds, 3)}, args.out_neighbours.with_suffix(".json"))
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """`pipeline retrieve-merge`: the shards' neighbours in order, with the unsharded outputs."""
+    parser = argparse.ArgumentParser(prog="pipeline retrieve-merge", description=merge_main.__doc__)
+    parser.add_argument("shards", nargs="+", type=Path)
+    parser.add_argument("--embeddings", required=True, type=Path)
+    parser.add_argument("--plan", required=True, type=Path)
+    parser.add_argument("--out-neighbours", required=True, type=Path)
+    parser.add_argument("--out-report", required=True, type=Path)
+    search_options(parser)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    plan, vectors = read_json(args.plan), np.load(args.embeddings)
+    found = np.concatenate([np.load(path) for path in args.shards])
+    if len(found) != len(vectors):
+        raise SystemExit(f"error: the shards hold {len(found)} users, the embeddings {len(vectors)}")
+    seconds = plan["seconds"] + sum(read_json(path.with_suffix(".json"))["seconds"] for path in args.shards)
+    finish(vectors, found, plan["method"], seconds, args, args.out_neighbours, args.out_report, shards=len(args.shards))

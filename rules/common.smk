@@ -174,14 +174,21 @@ def pipeline_command(stage, options=None):
         for prefix, files in (("", input), ("out-", output)):
             for name in files.keys():
                 words += [f"--{prefix}{name.replace('_', '-')}", files[name]]
-        values = options(wildcards) if callable(options) else options or {}
-        for key, value in values.items():
-            if value is not None:  # a list: its values after the option (none for an empty one)
-                values = value if isinstance(value, list) else [value]
-                words += [
-                    f"--{key.replace('_', '-')}",
-                    *(str(v).lower() if isinstance(v, bool) else str(v) for v in values),
-                ]
+        words += option_words(options(wildcards) if callable(options) else options or {})
         return shlex.join(words)
 
     return command
+
+
+def option_words(options):
+    """A dict of options as command-line words: --KEY VALUE (a list as several values, none for
+    an empty one; booleans as true/false; None left out)."""
+    words = []
+    for key, value in options.items():
+        if value is not None:
+            values = value if isinstance(value, list) else [value]
+            words += [
+                f"--{key.replace('_', '-')}",
+                *(str(v).lower() if isinstance(v, bool) else str(v) for v in values),
+            ]
+    return words

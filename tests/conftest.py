@@ -21,6 +21,7 @@ SHARED = REPO.parent / "shared" / "data"
 # Shared by the test modules: tiny model tables and options (test_models, test_losses, test_methods,
 # test_paper_compat, test_variants) and the hand-made ingestion data (test_ingest, test_raw_formats).
 N_ITEMS, LLM_DIM = 30, 24
+CPU = torch.device("cpu")
 
 
 # The shipped configuration with every default of the schema filled in.

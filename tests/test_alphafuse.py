@@ -16,6 +16,7 @@ from pipeline.train import train
 
 from conftest import (
     BACKBONES,
+    CPU,
     LLM_DIM,
     N_ITEMS,
     candidates_for,
@@ -27,7 +28,6 @@ from conftest import (
     train_options,
 )
 
-CPU = torch.device("cpu")
 WIDTH, NULL = 8, 3
 
 

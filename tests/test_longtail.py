@@ -20,9 +20,7 @@ from pipeline.models.terms import Batch
 from pipeline.split import input_lengths
 from pipeline.train import nearest_items, train
 
-from conftest import N_ITEMS, candidates_for, loss_config, model_options, sequences, tables, train_options
-
-CPU = torch.device("cpu")
+from conftest import CPU, N_ITEMS, candidates_for, loss_config, model_options, sequences, tables, train_options
 
 
 def test_nearest_items_are_the_most_cosine_similar_others():

@@ -18,6 +18,7 @@ from pipeline.train import train, training_batch
 
 from conftest import (
     BACKBONES,
+    CPU,
     LLM_DIM,
     N_ITEMS,
     candidates_for,
@@ -27,8 +28,6 @@ from conftest import (
     tables,
     train_options,
 )
-
-CPU = torch.device("cpu")
 
 
 def test_method_names_and_what_they_read():

@@ -16,9 +16,7 @@ from pipeline.models.method import Artifacts
 from pipeline.scoring import user_vectors
 from pipeline.train import accumulate_gradients, training_batch, training_users
 
-from conftest import N_ITEMS, model_options, tables
-
-CPU = torch.device("cpu")
+from conftest import CPU, N_ITEMS, model_options, tables
 
 
 def built(backbone="sasrec", llmesr=True, seed=0, **overrides):

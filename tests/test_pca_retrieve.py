@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,35 @@ def test_a_threaded_hnsw_build_keeps_the_recall_and_the_single_threaded_one_repe
     assert recall_against_exact(vectors, threaded, sample=300, seed=0) >= 0.95
     once, again = (hnsw_neighbours(vectors, 10, deterministic=True, **options) for _ in range(2))
     np.testing.assert_array_equal(once, again)
+
+
+@pytest.mark.parametrize("method", ["exact", "hnsw"])
+def test_sharded_retrieval_equals_the_unsharded_one(tmp_path, method):
+    from pipeline.retrieve import BLOCK, index_main, merge_main, shard_main
+    from pipeline.retrieve import main as retrieve_main
+
+    users = 2 * BLOCK + 700  # three blocks of the exact search, the last one short
+    np.save(tmp_path / "users.npy", np.random.default_rng(3).normal(size=(users, 16)).astype(np.float32))
+    embeddings, options = str(tmp_path / "users.npy"), ["--k", "20", "--method", method, "--exact-max-users", "1"]
+    options += ["--hnsw-m", "16", "--hnsw-ef-construction", "100", "--hnsw-ef-search", "100"]
+    options += ["--recall-sample", "50", "--deterministic", "true", "--threads", "2"]
+    whole = [str(tmp_path / "whole.npy"), str(tmp_path / "whole.json")]
+    retrieve_main(["--embeddings", embeddings, "--out-neighbours", whole[0], "--out-report", whole[1], *options])
+    plan = [str(tmp_path / "index.bin"), str(tmp_path / "plan.json")]
+    index_main(["--embeddings", embeddings, "--out-index", plan[0], "--out-plan", plan[1], *options])
+    shards = [str(tmp_path / f"shard_{i}.npy") for i in range(4)]  # more shards than blocks: one is empty
+    for i, shard in enumerate(shards):
+        shard_main(
+            ["--embeddings", embeddings, "--index", plan[0], "--plan", plan[1], "--out-neighbours", shard]
+            + ["--shard", str(i), "--shards", "4", "--hnsw-ef-search", "100", "--threads", "2"]
+        )
+    assert sorted(len(np.load(shard)) for shard in shards) == [0, 700, BLOCK, BLOCK]
+    merged = [str(tmp_path / "merged.npy"), str(tmp_path / "merged.json")]
+    merge_main(
+        [*shards, "--embeddings", embeddings, "--plan", plan[1], "--out-neighbours", merged[0]]
+        + ["--out-report", merged[1], *options]
+    )
+    np.testing.assert_array_equal(np.load(merged[0]), np.load(whole[0]))
+    report = json.loads(Path(merged[1]).read_text())
+    assert report["method"] == method and report["shards"] == 4
+    assert report["recall_vs_exact"] == json.loads(Path(whole[1]).read_text())["recall_vs_exact"]

@@ -6,9 +6,7 @@ import torch
 from pipeline.models.method import Artifacts
 from pipeline.train import train
 
-from conftest import candidates_for, model_options, sequences, tables, train_options
-
-CPU = torch.device("cpu")
+from conftest import CPU, candidates_for, model_options, sequences, tables, train_options
 
 
 def test_batches_per_epoch_cuts_each_epoch_to_its_first_batches():

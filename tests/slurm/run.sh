@@ -3,7 +3,8 @@
 #   - installs Debian's slurm-wlm and munge (apt-get) if they are missing;
 #   - starts a private munged, slurmctld and slurmd (all config, state and sockets in a temp
 #     folder; SLURM_CONF points there, nothing under /etc is touched);
-#   - runs a small end-to-end pipeline (30 MovieLens users, SASRec plain and LLM-ESR, 2 epochs)
+#   - runs a small end-to-end pipeline (30 MovieLens users, SASRec plain and LLM-ESR, 2 epochs,
+#     retrieval in two shards)
 #     once locally (--cores 2) and once through profiles/slurm (executor slurm);
 #   - checks that every step ran as a completed Slurm job and that both runs give the same
 #     metrics (field `groups`);
@@ -24,7 +25,7 @@ BUDGET=${SLURM_TEST_BUDGET:-780}
 TARGETS=(results/mini_sasrec_metrics.json results/mini_sasrec_base_metrics.json)
 # The rules that must have run as Slurm jobs (others may too: aggregate_default, which does
 # not inherit `localrule: True` from aggregate through `use rule`).
-SLURM_RULES="ingest item_prompts user_prompts embed pca retrieve split train evaluate"
+SLURM_RULES="ingest item_prompts user_prompts embed pca retrieve_index retrieve_shard retrieve split train evaluate"
 CPUS=2
 
 STARTED=$SECONDS
@@ -240,6 +241,7 @@ write_mini(Path("."))
 config = yaml.safe_load(Path("test.yaml").read_text())
 config["targets"] = {"datasets": ["mini"], "backbones": ["sasrec"], "variants": ["base", "llmesr"]}
 config["train"] = {"max_epochs": 2, "patience": 2, "seeds": [42]}
+config["retrieve"] = {"shards": 2}  # a sharded step: the index job, two query jobs, their merge
 Path("test.yaml").write_text(yaml.safe_dump(config))
 EOF
 done
