@@ -9,7 +9,7 @@ tail items against overall, one point per run, with the reference run's lines.
 
     python benchmarks/longtail.py --folders runs/beauty runs/screen --dataset beauty \
         --runs sasrec_basece_seed42 sasrec_ce_seed42 ... --reference sasrec_basece_seed42 \
-        --out docs/results/beauty_longtail
+        --out docs/results/beauty_longtail_runs
 """
 
 from __future__ import annotations
