@@ -174,3 +174,13 @@ def epoch_batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: int
     if bucket_pool > 0:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def shard_bounds(count: int, shard: int, shards: int, block: int = 1) -> tuple[int, int]:
+    """[start, stop) of contiguous slice `shard` of `shards` near-equal slices of `count` rows,
+    each a run of whole blocks of `block` rows (the last block may be short): the sharded
+    embedding, retrieval and evaluation jobs."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    blocks = -(-count // block)
+    return min(shard * blocks // shards * block, count), min((shard + 1) * blocks // shards * block, count)

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from .console import CONSOLE
+from .data import shard_bounds
 from .device import resolve_device
 from .errors import DataError
 from .io import atomic_path, file_sha256, save_npy, write_json
@@ -262,13 +263,6 @@ def main(argv: list[str] | None = None) -> None:
         },
         args.meta,
     )
-
-
-def shard_bounds(count: int, shard: int, shards: int) -> tuple[int, int]:
-    """[start, stop) of contiguous slice `shard` of `shards` near-equal slices of `count` rows."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    return shard * count // shards, (shard + 1) * count // shards
 
 
 def merge_main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ import torch
 
 from . import provenance
 from .checkpoints import load_for_scoring
-from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity
+from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity, shard_bounds
 from .errors import DataError
 from .io import atomic_path, read_json, write_json, write_parquet
 from .metrics import GROUPS, PAPER_K, beyond_accuracy, cutoffs, evaluated_users, group_masks, group_metrics, hr_ndcg
@@ -98,16 +98,6 @@ def popularity_correction(
         tried[str(gamma)] = float(hr_ndcg(ranks[evaluated], 10)[1])
     best = max(sorted(gammas), key=lambda gamma: tried[str(gamma)])
     return best, tried
-
-
-def shard_users(users: int, shard: int, shards: int) -> tuple[int, int]:
-    """[start, stop) of slice `shard` of `shards`: near-equal runs of whole scoring batches."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    batches = -(-users // SHARD_USERS)
-    return min(shard * batches // shards * SHARD_USERS, users), min(
-        (shard + 1) * batches // shards * SHARD_USERS, users
-    )
 
 
 def score(args: argparse.Namespace, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
@@ -304,7 +294,7 @@ def shard_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.popularity_gammas:
         raise SystemExit("error: the popularity correction is chosen on every user's validation: not sharded")
-    start, stop = shard_users(len(np.load(args.candidates)["test"]), args.shard, args.shards)
+    start, stop = shard_bounds(len(np.load(args.candidates)["test"]), args.shard, args.shards, SHARD_USERS)
     # more shards than scoring batches: this one has no users, and the merge skips it
     scores = score(args, start, stop) if stop > start else {"seconds": np.zeros(2)}
     with atomic_path(args.out_scores) as tmp, open(tmp, "wb") as out:

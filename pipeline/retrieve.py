@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import shard_bounds
 from .io import atomic_path, read_json, save_npy, write_json
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,6 @@ def hnsw_neighbours(
     """The k nearest other rows from an hnswlib index (see hnsw_index)."""
     index = hnsw_index(vectors, m, ef_construction, seed, threads, deterministic)
     return hnsw_query(index, vectors, k, ef_search, threads)
-
-
-def shard_rows(users: int, shard: int, shards: int) -> tuple[int, int]:
-    """[start, stop) of slice `shard` of `shards`: near-equal runs of whole exact-search blocks."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    blocks = -(-users // BLOCK)
-    return min(shard * blocks // shards * BLOCK, users), min((shard + 1) * blocks // shards * BLOCK, users)
 
 
 def recall_against_exact(vectors: np.ndarray, found: np.ndarray, sample: int, seed: int) -> float:
@@ -225,7 +218,7 @@ def shard_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     plan, vectors = read_json(args.plan), np.load(args.embeddings)
-    start, stop = shard_rows(len(vectors), args.shard, args.shards)
+    start, stop = shard_bounds(len(vectors), args.shard, args.shards, BLOCK)
     started = time.perf_counter()
     if start == stop:  # fewer blocks of users than shards
         found = np.empty((0, plan["k"]), np.int64)
