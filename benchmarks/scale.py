@@ -155,7 +155,7 @@ def run_size(users: int, args: argparse.Namespace, save) -> dict:
     (workdir / "scale.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(args.cores)]
     stages = {}
-    result = {"users": users, "items": max(int(users * ITEMS_PER_USER), 100), "stages": stages}
+    result = {"users": users, "items": max(int(users * ITEMS_PER_USER), 100), "cores": args.cores, "stages": stages}
     for stage, target in stage_targets(dataset):
         started = time.time()
         print(f"[{users} users] {stage} ...", flush=True)
@@ -194,7 +194,7 @@ def stage_totals(result: dict) -> dict[str, dict]:
 def print_table(results: list[dict]) -> None:
     results = sorted(results, key=lambda r: r["users"])
     totals = [stage_totals(r) for r in results]
-    header = " | ".join(f"{r['users']:,} users" for r in results)
+    header = " | ".join(f"{r['users']:,} users, {r.get('cores', '?')} cores" for r in results)
     print(f"\n| stage | {header} | exponent (last two sizes) |")
     print("|---|" + "---|" * len(results) + "---|")
     for stage, _ in stage_targets("x"):
@@ -243,10 +243,7 @@ def main() -> None:
     def save(result: dict) -> None:
         known[result["users"]] = result
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({"cores": args.cores, "sizes": sorted(known.values(), key=lambda r: r["users"])}, indent=2)
-            + "\n"
-        )
+        args.out.write_text(json.dumps({"sizes": sorted(known.values(), key=lambda r: r["users"])}, indent=2) + "\n")
 
     for users in args.users:
         save(run_size(users, args, save))
