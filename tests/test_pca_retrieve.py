@@ -58,6 +58,18 @@ def test_a_duplicate_user_is_the_nearest_other_user():
     assert found[3, 0] == 7 and found[7, 0] == 3
 
 
+def test_recall_counts_a_tie_at_the_kth_similarity_as_found_and_a_worse_neighbour_as_missed():
+    # user 0's nearest are 1 (cos 1) and then 2 and 3 (cos 0.6 each, a tie); 4 is farther (0)
+    vectors = np.array([[1, 0], [1, 0], [0.6, 0.8], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    exact = exact_neighbours(vectors, 2, np.array([0]))[0]
+    assert exact[0] == 1 and exact[1] in (2, 3)
+    found = exact_neighbours(vectors, 2)  # every user's, all right
+    found[0] = [1, 5 - exact[1]]  # the other user of the tie
+    assert recall_against_exact(vectors, found, sample=5, seed=0) == 1.0
+    found[0] = [1, 4]  # one of user 0's two is wrong: 9 of 10 found
+    assert recall_against_exact(vectors, found, sample=5, seed=0) == 0.9
+
+
 def test_a_threaded_hnsw_build_keeps_the_recall_and_the_single_threaded_one_repeats():
     vectors = np.random.default_rng(4).normal(size=(3000, 24)).astype(np.float32)
     options = dict(m=16, ef_construction=100, ef_search=100, seed=0, threads=2)
