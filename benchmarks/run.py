@@ -74,7 +74,7 @@ def snakemake(workdir: Path, *args: str) -> None:
     )
 
 
-def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict) -> float:
+def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict, set_threads: list[str]) -> float:
     config = {
         "datasets": {dataset: DATASETS[dataset]},
         "targets": {"datasets": [dataset]},
@@ -86,7 +86,8 @@ def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict) ->
     (workdir / "benchmark.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/{dataset}_sasrec_metrics.json", f"results/{dataset}_sasrec_base_metrics.json"]
     started = time.perf_counter()
-    snakemake(workdir, "--cores", str(cores), *targets, "--configfile", "benchmark.yaml")
+    threads = ["--set-threads", *set_threads] if set_threads else []
+    snakemake(workdir, "--cores", str(cores), *threads, *targets, "--configfile", "benchmark.yaml")
     return time.perf_counter() - started
 
 
@@ -471,6 +472,13 @@ def main() -> None:
     parser.add_argument("--embed-sample", type=int, default=4000, help="texts timed in the embed step")
     parser.add_argument("--config", default="{}", help="extra config for the pipeline run, as JSON")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--set-threads",
+        nargs="*",
+        default=[],
+        metavar="RULE=N",
+        help="pipeline step: snakemake's thread overrides, e.g. train=1 to run both trainings side by side",
+    )
     args = parser.parse_args()
 
     workdir = (args.workdir or REPO / "benchmarks" / "results" / f"work-{args.dataset}").resolve()
@@ -484,7 +492,9 @@ def main() -> None:
     report.update(dataset=args.dataset, cores=args.cores)
     if "pipeline" not in args.skip:
         print("pipeline ...", flush=True)
-        report["pipeline_wall_s"] = round(run_pipeline(workdir, args.dataset, args.cores, json.loads(args.config)), 1)
+        report["pipeline_wall_s"] = round(
+            run_pipeline(workdir, args.dataset, args.cores, json.loads(args.config), args.set_threads), 1
+        )
         report.update(pipeline_figures(workdir, args.dataset))
     if "embed" not in args.skip:
         print("embed ...", flush=True)
