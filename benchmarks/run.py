@@ -87,7 +87,7 @@ def run_pipeline(workdir: Path, dataset: str, cores: int, extra_config: dict, se
     targets = [f"results/{dataset}_sasrec_metrics.json", f"results/{dataset}_sasrec_base_metrics.json"]
     started = time.perf_counter()
     threads = ["--set-threads", *set_threads] if set_threads else []
-    snakemake(workdir, "--cores", str(cores), *threads, *targets, "--configfile", "benchmark.yaml")
+    snakemake(workdir, "--cores", str(cores), *targets, *threads, "--configfile", "benchmark.yaml")
     return time.perf_counter() - started
 
 
