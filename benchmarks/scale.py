@@ -194,10 +194,14 @@ def stage_totals(result: dict) -> dict[str, dict]:
     return totals
 
 
+def cores(count: int | None) -> str:
+    return "? cores" if count is None else f"{count} core{'s' if count > 1 else ''}"
+
+
 def print_table(results: list[dict]) -> None:
     results = sorted(results, key=lambda r: r["users"])
     totals = [stage_totals(r) for r in results]
-    header = " | ".join(f"{r['users']:,} users, {r.get('cores', '?')} cores" for r in results)
+    header = " | ".join(f"{r['users']:,} users, {cores(r.get('cores'))}" for r in results)
     print(f"\n| stage | {header} | exponent (last two sizes) |")
     print("|---|" + "---|" * len(results) + "---|")
     for stage, _ in stage_targets("x"):
