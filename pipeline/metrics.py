@@ -20,13 +20,17 @@ def cutoffs(k: int | list[int]) -> list[int]:
 
 def target_ranks(scores: torch.Tensor) -> torch.Tensor:
     """(B, C) scores with the target in column 0 -> (B,) 0-based ranks."""
-    return counts_against(scores[:, 1:], scores[:, :1]).sum(dim=1)
+    return count_against(scores[:, 1:], scores[:, :1])
 
 
-def counts_against(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Which scores rank above the target (broadcast): higher ones and ties, and NaN scores
-    (a diverged model) on either side, so that NaN never looks like a hit."""
-    return (scores >= target) | scores.isnan() | target.isnan()
+def count_against(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per row, how many scores rank above the target (broadcast, rows along the last
+    dimension): higher ones and ties, and NaN on either side (a diverged model), so that NaN
+    never looks like a hit. Counted as the width minus the scores strictly below the target
+    (a comparison with NaN is false): two passes over a full-ranking block where testing
+    >=, NaN, NaN and OR-ing them took five, and the mask summed in int32, not bool's int64."""
+    below = scores < target
+    return below.shape[-1] - below.view(torch.uint8).sum(dim=-1, dtype=torch.int32).long()
 
 
 def hr_ndcg(ranks: np.ndarray, k: int) -> tuple[float | None, float | None]:

@@ -9,7 +9,7 @@ import torch
 
 from .data import Sequences, length_sorted_chunks
 from .errors import DataError
-from .metrics import counts_against, target_ranks
+from .metrics import count_against, target_ranks
 
 # Padded positions per forward chunk: measured on CPU, chunks of about 128 x 128 run
 # several times faster than larger ones on long sequences (the attention matrices stay in cache).
@@ -147,6 +147,6 @@ def full_ranking(
         scores[torch.from_numpy(which).to(device), torch.from_numpy(seen).to(device)] = -torch.inf
         if targets is not None:
             scores[local, target] = target_scores
-            ranks.append((counts_against(scores, target_scores[:, None]).sum(dim=1) - 1).cpu())
+            ranks.append((count_against(scores, target_scores[:, None]) - 1).cpu())
         top.append(scores.topk(k, dim=1).indices.cpu())
     return (torch.cat(ranks).numpy() if ranks else None), torch.cat(top).numpy()

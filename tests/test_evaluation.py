@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.data import Sequences
-from pipeline.metrics import beyond_accuracy, cutoffs, group_masks, ranking_metrics
+from pipeline.metrics import beyond_accuracy, count_against, cutoffs, group_masks, ranking_metrics
 from pipeline.scoring import full_ranking, sampled_ranks
 
 
@@ -55,6 +55,15 @@ def test_a_user_with_nan_scores_gets_the_worst_full_ranking_rank():
     ranks, _ = full_ranking(users, items, seqs, 1, targets, k=5)
     assert ranks[5] == seqs.n_items  # below every item (ids 1..n_items) and the padding column
     assert (ranks[np.arange(40) != 5] < seqs.n_items).all()
+
+
+def test_count_against_counts_higher_scores_ties_and_nan_on_either_side():
+    nan = float("nan")
+    scores = torch.tensor([[1.0, 2.0, 2.0, 3.0, nan], [1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 1.0, 2.0, 3.0, 4.0]])
+    targets = torch.tensor([[2.0], [nan], [4.5]])
+    # row 0: 2, 2 (ties), 3 and NaN rank above 2; row 1: every score against a NaN target; row 2: none
+    assert count_against(scores, targets).tolist() == [4, 5, 0]
+    assert count_against(scores, targets).dtype == torch.int64
 
 
 def test_top_k_longer_than_the_catalogue_is_refused_with_the_key_to_change():
