@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -24,3 +25,28 @@ def configure_logging(log_file: Path | None) -> None:
     to_console.setFormatter(logging.Formatter(f"[{log_file.parent.name} {log_file.stem}] %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[to_file, to_console])
     logging.captureWarnings(True)
+
+
+class ProgressLog:
+    """A long loop's progress in its stage's log (and on the console): `what: done of total`,
+    the seconds so far and an estimate of those left, at most every `every` seconds."""
+
+    def __init__(self, logger: logging.Logger, what: str, total: int, every: float = 30.0):
+        self.logger, self.what, self.total, self.every = logger, what, total, every
+        self.started = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if done >= self.total or now - self.last < self.every:
+            return
+        self.last, elapsed = now, now - self.started
+        self.logger.info(
+            "%s: %d of %d (%.0f%%) in %.0f s, about %.0f s left",
+            self.what,
+            done,
+            self.total,
+            100 * done / self.total,
+            elapsed,
+            elapsed * (self.total - done) / max(done, 1),
+            extra=CONSOLE,
+        )

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .console import ProgressLog
 from .data import shard_bounds
 from .io import atomic_path, read_json, save_npy, write_json
 
@@ -39,6 +40,7 @@ def _drop_self(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 BLOCK = 2048  # users per matrix product of the exact search
+HNSW_BLOCK = 50_000  # users per hnswlib call (progress is logged between calls)
 TIE_TOLERANCE = 1e-6  # cosine similarities closer than this are ties (float32 rounding)
 
 
@@ -63,7 +65,12 @@ def hnsw_index(vectors: np.ndarray, m: int, ef_construction: int, seed: int, thr
 
     index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
     index.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=m, random_seed=seed)
-    index.add_items(vectors, np.arange(len(vectors)), num_threads=1 if deterministic else threads)
+    # In blocks, for progress: one thread inserts in the same order either way, the same graph.
+    progress = ProgressLog(log, "hnsw index, users added", len(vectors))
+    for start in range(0, len(vectors), HNSW_BLOCK):
+        progress.update(start)
+        block = vectors[start : start + HNSW_BLOCK]
+        index.add_items(block, np.arange(start, start + len(block)), num_threads=1 if deterministic else threads)
     return index
 
 
@@ -71,8 +78,14 @@ def hnsw_query(index, vectors: np.ndarray, k: int, ef_search: int, threads: int,
     """The k nearest other rows of each of `vectors` (rows first_row, first_row + 1, ... of the
     index); each query is answered on its own, so any slice gives the rows of the whole."""
     index.set_ef(max(ef_search, k + 1))
-    labels, _ = index.knn_query(vectors, k=k + 1, num_threads=threads)
-    return _drop_self(labels.astype(np.int64) - first_row, k) + first_row
+    out = np.empty((len(vectors), k), dtype=np.int64)
+    progress = ProgressLog(log, "hnsw queries, users", len(vectors))
+    for start in range(0, len(vectors), HNSW_BLOCK):
+        progress.update(start)
+        labels, _ = index.knn_query(vectors[start : start + HNSW_BLOCK], k=k + 1, num_threads=threads)
+        first = first_row + start
+        out[start : start + HNSW_BLOCK] = _drop_self(labels.astype(np.int64) - first, k) + first
+    return out
 
 
 def hnsw_neighbours(

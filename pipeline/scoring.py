@@ -4,9 +4,12 @@ recommendation) compute. One floor below both stages."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
+from .console import ProgressLog
 from .data import Sequences, length_sorted_chunks
 from .errors import DataError
 from .metrics import count_against, target_ranks
@@ -14,6 +17,8 @@ from .metrics import count_against, target_ranks
 # Padded positions per forward chunk: measured on CPU, chunks of about 128 x 128 run
 # several times faster than larger ones on long sequences (the attention matrices stay in cache).
 TOKEN_BUDGET = 16384
+
+log = logging.getLogger(__name__)
 
 
 def last_states(
@@ -128,7 +133,9 @@ def full_ranking(
             f"{len(items) - 1} (a catalogue under 10 items cannot be ranked this way)"
         )
     ranks, top = [], []
+    progress = ProgressLog(log, "full ranking, users", n_users)
     for start in range(0, n_users, batch_size):
+        progress.update(start)
         rows = np.arange(start, min(start + batch_size, n_users))
         scores = users[rows] @ items.T
         if item_bias is not None:

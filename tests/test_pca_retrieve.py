@@ -79,6 +79,16 @@ def test_a_threaded_hnsw_build_keeps_the_recall_and_the_single_threaded_one_repe
     np.testing.assert_array_equal(once, again)
 
 
+def test_hnsw_calls_in_blocks_give_the_neighbours_of_one_call(monkeypatch):
+    from pipeline import retrieve
+
+    vectors = np.random.default_rng(5).normal(size=(2000, 16)).astype(np.float32)
+    options = dict(m=16, ef_construction=100, ef_search=100, seed=0, threads=2, deterministic=True)
+    whole = hnsw_neighbours(vectors, 10, **options)  # one add_items and one knn_query call
+    monkeypatch.setattr(retrieve, "HNSW_BLOCK", 300)
+    np.testing.assert_array_equal(hnsw_neighbours(vectors, 10, **options), whole)
+
+
 @pytest.mark.parametrize("method", ["exact", "hnsw"])
 def test_sharded_retrieval_equals_the_unsharded_one(tmp_path, method):
     from pipeline.retrieve import BLOCK, index_main, merge_main, shard_main

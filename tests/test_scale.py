@@ -1,8 +1,12 @@
-"""What large datasets lean on: an epoch cut to its first batches (smoke runs, the scale benchmark)."""
+"""What large datasets lean on: an epoch cut to its first batches (smoke runs, the scale
+benchmark), and the progress a long loop logs."""
+
+import logging
 
 import numpy as np
 import torch
 
+from pipeline.console import ProgressLog
 from pipeline.models.method import Artifacts
 from pipeline.train import train
 
@@ -23,3 +27,16 @@ def test_batches_per_epoch_cuts_each_epoch_to_its_first_batches():
     # a cut as long as the epoch changes nothing
     _, same = run(batches_per_epoch=4)
     assert [e["loss"] for e in same["epochs"]] == [e["loss"] for e in full["epochs"]]
+
+
+def test_progress_log_gives_the_share_done_and_an_estimate_and_stays_quiet_at_the_end(caplog):
+    caplog.set_level(logging.INFO)
+    progress = ProgressLog(logging.getLogger("test"), "full ranking, users", 400, every=0)
+    progress.update(100)
+    progress.update(400)  # the end: the stage's own summary follows
+    (record,) = caplog.records
+    assert record.getMessage().startswith("full ranking, users: 100 of 400 (25%) in ")
+    assert record.getMessage().endswith(" s left") and record.console
+    quiet = ProgressLog(logging.getLogger("test"), "x", 400, every=3600)
+    quiet.update(100)
+    assert len(caplog.records) == 1
