@@ -43,14 +43,20 @@ USER_PROMPT = "The user has visited following fashions: \n{items} \nplease concl
 CATEGORIES = ["Beauty; Makeup; Lips", "Beauty; Skin Care; Face", "Beauty; Hair Care", "Beauty; Fragrance"]
 
 
-def generate(folder: Path, users: int, seed: int) -> tuple[Path, Path]:
-    """sequences.txt (user id, then item ids) and items.tsv, as the `sequences` format reads."""
-    rng = np.random.default_rng(seed)
+def synthetic_sequences(users: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    """(each user's length, every user's items one after the other, the number of items)."""
     n_items = max(int(users * ITEMS_PER_USER), 100)
     popularity = 1.0 / np.arange(1, n_items + 1)
     item_of_rank = rng.permutation(n_items) + 1  # popular items spread over the ids
     lengths = 3 + rng.geometric(1 / 7, size=users) - 1  # mean 9
     picks = item_of_rank[rng.choice(n_items, size=int(lengths.sum()), p=popularity / popularity.sum())]
+    return lengths, picks, n_items
+
+
+def generate(folder: Path, users: int, seed: int) -> tuple[Path, Path]:
+    """sequences.txt (user id, then item ids) and items.tsv, as the `sequences` format reads."""
+    rng = np.random.default_rng(seed)
+    lengths, picks, n_items = synthetic_sequences(users, rng)
     folder.mkdir(parents=True, exist_ok=True)
     sequences, items = folder / "sequences.txt", folder / "items.tsv"
     ends = np.cumsum(lengths)

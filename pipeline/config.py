@@ -261,6 +261,7 @@ def reference_errors(config: dict) -> list[str]:
                 problems.append(f"targets.{kind}: '{name}' is not configured under {kind} ({', '.join(config[kind])})")
     from .losses import option_errors as loss_option_errors
     from .models import option_errors
+    from .train import option_errors as train_option_errors
 
     # Every backbone a run may use: those targeted, and those named by a requested file (any).
     backbones = list(full_schema()["properties"]["targets"]["properties"]["backbones"]["items"]["enum"])
@@ -281,6 +282,7 @@ def reference_errors(config: dict) -> list[str]:
         problems += train_problems
         if not train_problems:
             problems += [f"variants.{variant}: {problem}" for problem in loss_option_errors(variant_train)]
+            problems += [f"variants.{variant}: {problem}" for problem in train_option_errors(variant_train)]
         for key in ("seed", "seeds"):
             if key in train_override:
                 problems.append(

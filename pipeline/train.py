@@ -79,6 +79,7 @@ class TrainOptions:
     negatives_from: str
     valid_users: int | None
     batches_per_epoch: int | None
+    sparse_embeddings: bool
     select_on: str
     seed: int
     device: str
@@ -263,6 +264,60 @@ def training_batch(
     return mask_items(rng, tokens, last_only, mask_prob, mask_token, sequences.n_items)
 
 
+class Optimizers:
+    """Several optimizers stepped as one, with one state dict (what resumption saves)."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for optimizer, own in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(own)
+
+
+def make_optimizer(
+    model: torch.nn.Module, trainable: list[torch.nn.Parameter], options: TrainOptions
+) -> torch.optim.Optimizer | Optimizers:
+    """Adam over the trainable parameters. With `train.sparse_embeddings` the trainable
+    embedding tables (item IDs, positions) are looked up with row-sparse gradients and stepped
+    by torch's SparseAdam, which updates only the rows a batch looked up: a step then costs the
+    same whatever the catalogue's size, where Adam reads and writes every row of the item table
+    (and its two moments) at every step. Not the same optimizer: a row's moments decay only
+    when it is looked up (docs/results/scale.md)."""
+    if not options.sparse_embeddings:
+        return torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad]
+    for table in tables:
+        table.sparse = True
+    sparse = {id(table.weight) for table in tables}
+    dense = [p for p in trainable if id(p) not in sparse]
+    return Optimizers(
+        torch.optim.Adam(dense, lr=options.lr),
+        torch.optim.SparseAdam([table.weight for table in tables], lr=options.lr),
+    )
+
+
+def option_errors(train: dict) -> list[str]:
+    """Train options that contradict each other, as messages."""
+    if train["sparse_embeddings"] and train["weight_decay"] > 0:
+        return [
+            f"train.sparse_embeddings steps the embedding tables with SparseAdam, which has no weight decay: "
+            f"set weight_decay to 0 (not {train['weight_decay']}) or sparse_embeddings to false"
+        ]
+    return []
+
+
 @dataclass
 class Progress:
     """Everything early stopping and resumption need besides the model and optimizer."""
@@ -283,7 +338,7 @@ def save_checkpoint(
     path: Path,
     fingerprint: str,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Optimizers,
     rng: np.random.Generator,
     progress: Progress,
 ) -> None:
@@ -306,7 +361,7 @@ def resume(
     path: Path | None,
     fingerprint: str,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Optimizers,
     rng: np.random.Generator,
     device: torch.device,
     patience: int,
@@ -346,7 +401,7 @@ class Loop:
     copies: int  # how often each user appears per epoch (masked training: twice)
     terms: list[TrainingTerm]
     loss: Loss
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | Optimizers
     trainable: list[torch.nn.Parameter]  # what the optimizer steps
     options: TrainOptions
     max_len: int
@@ -354,6 +409,12 @@ class Loop:
     full_width: bool  # every batch padded to max_len (padding: attended)
     device: torch.device
     exclude: np.ndarray  # the training items (Sequences.membership_keys), never drawn as negatives
+
+
+def finite_gradients(parameters: list[torch.nn.Parameter]) -> bool:
+    """Whether every gradient is finite (a row-sparse one: its values)."""
+    grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in parameters if p.grad is not None]
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
 def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int, float]:
@@ -389,7 +450,7 @@ def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.nd
         step_loss, rec, parts = accumulate_gradients(
             model, inputs, targets, negatives, prepared, options.length_groups, loop.device, loop.loss, rows
         )
-        if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in loop.trainable if p.grad is not None])):
+        if not finite_gradients(loop.trainable):
             # One non-finite gradient turns every weight into NaN for good (seen in GRU4Rec's
             # backward on batches of 200-item sequences): skip that step, count it, go on.
             skipped += 1
@@ -433,7 +494,7 @@ def build_loop(
     """The optimizer, the loss, the training users and the batches' shape, fixed for the run.
     `llm_items` gives the hard negatives' pools (`train.hard_negatives`)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    optimizer = make_optimizer(model, trainable, options)
     objective = BACKBONES[backbone].objective
     trained = sequences.membership_keys(TRAIN_CUT)
     users = training_users(objective, sequences, model_options["single_item_users"] == "keep")

@@ -144,7 +144,12 @@ def test_a_variant_s_train_options_are_checked_as_train():
     config["variants"]["citiesce"] = {"method": "cities", "train": {"loss": "ce", "max_epochs": 5}}
     config["variants"]["hardce"] = {"train": {"loss": "ce", "hard_negatives": 0.5}}
     config["variants"]["popbce"] = {"train": {"negatives_from": "popularity"}}
+    config["variants"]["sparsewd"] = {"train": {"sparse_embeddings": True, "weight_decay": 0.01}}
     errors = reference_errors(config)
+    assert (
+        "variants.sparsewd: train.sparse_embeddings steps the embedding tables with SparseAdam, which has no weight "
+        "decay: set weight_decay to 0 (not 0.01) or sparse_embeddings to false" in errors
+    )
     assert (
         "variants.hardce: train.hard_negatives 0.5 replaces per-target negatives: use loss bce, gbce, infonce, not ce"
         in errors

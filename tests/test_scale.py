@@ -1,14 +1,17 @@
 """What large datasets lean on: an epoch cut to its first batches (smoke runs, the scale
-benchmark), and the progress a long loop logs."""
+benchmark), row-sparse steps of the embedding tables, and the progress a long loop logs."""
 
 import logging
 
 import numpy as np
+import polars as pl
 import torch
 
 from pipeline.console import ProgressLog
+from pipeline.data import Sequences
+from pipeline.models import build_model
 from pipeline.models.method import Artifacts
-from pipeline.train import train
+from pipeline.train import build_loop, finite_gradients, train, train_epoch
 
 from conftest import CPU, candidates_for, model_options, sequences, tables, train_options
 
@@ -40,3 +43,66 @@ def test_progress_log_gives_the_share_done_and_an_estimate_and_stays_quiet_at_th
     quiet = ProgressLog(logging.getLogger("test"), "x", 400, every=3600)
     quiet.update(100)
     assert len(caplog.records) == 1
+
+
+def test_sparse_embeddings_step_only_the_rows_a_batch_looked_up():
+    n_items = 400  # a catalogue wider than a batch's items, negatives included
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"user": np.repeat(np.arange(1, 41), 6), "item": rng.integers(1, n_items + 1, 240)})
+    seqs = Sequences.from_interactions(frame, n_items)
+    options = model_options(llmesr=False)
+    changed_outside = {}
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        model = build_model("sasrec", options, n_items)
+        loop = build_loop(
+            "sasrec", model, options, train_options(batches_per_epoch=1, sparse_embeddings=sparse), seqs, [], CPU
+        )
+        batches = np.random.default_rng(0)
+        train_epoch(loop, 1, batches)  # a first step gives every looked-up row Adam moments
+        before, looked_up = model.item_embedding.weight.detach().clone(), set()
+        hook = model.item_embedding.register_forward_hook(lambda m, i, o: looked_up.update(i[0].flatten().tolist()))
+        train_epoch(loop, 2, batches)
+        hook.remove()
+        changed = set(torch.nonzero((model.item_embedding.weight != before).any(1)).flatten().tolist())
+        assert changed and 0 not in changed  # padding stays
+        changed_outside[sparse] = changed - looked_up
+        assert model.item_embedding.weight.grad.is_sparse == sparse
+    assert changed_outside[True] == set()
+    assert changed_outside[False]  # Adam's momentum moves rows the step did not look up
+
+
+def test_a_non_finite_row_sparse_gradient_is_caught():
+    table = torch.nn.Parameter(torch.zeros(5, 2))
+    table.grad = torch.sparse_coo_tensor(
+        [[1, 3]], torch.tensor([[1.0, 2.0], [float("nan"), 0.0]]), (5, 2), check_invariants=True
+    )
+    assert not finite_gradients([table])
+    table.grad = torch.sparse_coo_tensor([[1, 3]], torch.ones(2, 2), (5, 2), check_invariants=True)
+    assert finite_gradients([table])
+
+
+def test_llmesr_with_sparse_embeddings_trains_and_resumes_to_the_uninterrupted_result(tmp_path):
+    seqs = sequences([5, 9, 6, 8, 7] * 6, seed=2)
+    llm, pca = (t.numpy() for t in tables())
+    artifacts = Artifacts(llm, pca, neighbours=np.tile(np.arange(1, 4), (seqs.n_users, 1)))
+    run = lambda epochs, checkpoint=None: train(
+        "sasrec",
+        model_options(),
+        train_options(max_epochs=epochs, patience=5, sparse_embeddings=True),
+        seqs,
+        candidates_for(seqs),
+        CPU,
+        artifacts,
+        checkpoint,
+        "same run",
+    )
+    whole_state, whole = run(3)
+    run(2, tmp_path / "resume.pt")
+    resumed_state, resumed = run(3, tmp_path / "resume.pt")
+    assert [e["loss"] for e in resumed["epochs"]] == [e["loss"] for e in whole["epochs"]]
+    assert all(torch.equal(resumed_state[k], whole_state[k]) for k in whole_state)
+    dense_state, _ = train(
+        "sasrec", model_options(), train_options(max_epochs=3, patience=5), seqs, candidates_for(seqs), CPU, artifacts
+    )
+    assert any(not torch.equal(dense_state[k], whole_state[k]) for k in whole_state)
