@@ -157,7 +157,12 @@ def run_size(users: int, args: argparse.Namespace, save) -> dict:
         },
         "embed": {"model": str(tiny_encoder(args.workdir / "tiny-encoder")), "cache": None},
         "retrieve": {"deterministic": args.retrieve_deterministic},
-        "train": {"seeds": [42], "max_epochs": 1, "batches_per_epoch": args.train_batches},
+        "train": {
+            "seeds": [42],
+            "max_epochs": 1,
+            "batches_per_epoch": args.train_batches,
+            "sparse_embeddings": args.sparse_embeddings,
+        },
     }
     (workdir / "scale.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(args.cores)]
@@ -248,6 +253,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-batches", type=int, default=50)
     parser.add_argument("--retrieve-deterministic", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--sparse-embeddings", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/llmesr-scale"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/scale.json")
     args = parser.parse_args()
