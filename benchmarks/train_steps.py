@@ -4,7 +4,7 @@
 
 On scale.py's synthetic data (Beauty's shape: about 0.19 items per user, so 191k items at 1M
 users), SASRec plain (`base`) and LLM-ESR, each trained for `--batches` batches of one epoch
-(`train.batches_per_epoch`) with Adam (dense) and with the row-sparse tables, one after the
+(`train.batches_per_epoch`) with Adam (dense) and with `train.sparse_embeddings` (LazyAdam), one after the
 other in this process. The LLM tables, PCA and neighbours are random (a step's cost does not
 depend on their values). Reports seconds per batch (without the once-per-epoch work, e.g.
 LLM-ESR's teacher cache), an epoch extrapolated as batches x seconds per batch, and the growth
@@ -101,7 +101,7 @@ def main() -> None:
                 small, large = mine[-2], mine[-1]
                 ratio = large["epoch_steps_seconds_extrapolated"] / small["epoch_steps_seconds_extrapolated"]
                 growth = f"{math.log(ratio) / math.log(large['users'] / small['users']):.2f}"
-            name = f"{variant}, {'SparseAdam tables' if sparse else 'Adam'}"
+            name = f"{variant}, {'sparse tables, LazyAdam' if sparse else 'Adam'}"
             print(f"| {name} | {' | '.join(cells)} | {growth} |")
     print(f"wrote {args.out}")
 

@@ -42,6 +42,7 @@ from .data import TRAIN_CUT, VALID_INPUT_CUT, Sequences, epoch_batches, log_popu
 from .device import resolve_device
 from .early_stopping import EarlyStopping, training_history
 from .io import exclusive_lock, file_sha256, load_torch, read_json, save_torch, write_json
+from .lazy_adam import LazyAdam
 from .losses import PAPER_LOSS, Loss, LossConfig, make_loss
 from .metrics import evaluated_users, hr_ndcg
 from .models import BACKBONES, METHODS, backbone_config, build_model, effective_options, method_config, method_of
@@ -265,54 +266,60 @@ def training_batch(
 
 
 class Optimizers:
-    """Several optimizers stepped as one, with one state dict (what resumption saves)."""
+    """Adam over the parameters and, with `train.sparse_embeddings`, LazyAdam over the
+    embedding tables, stepped as one, with one state dict (what resumption saves)."""
 
-    def __init__(self, *optimizers: torch.optim.Optimizer):
-        self.optimizers = optimizers
+    def __init__(self, dense: torch.optim.Adam, tables: LazyAdam | None = None):
+        self.dense, self.tables = dense, tables
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=set_to_none)
+    def zero_grad(self) -> None:
+        self.dense.zero_grad(set_to_none=True)
+        if self.tables is not None:
+            self.tables.zero_grad()
 
     def step(self) -> None:
-        for optimizer in self.optimizers:
-            optimizer.step()
+        self.dense.step()
+        if self.tables is not None:
+            self.tables.step()
+
+    def flush(self) -> None:
+        """Every weight as Adam would have it now (LazyAdam defers the rows no batch looked up)."""
+        if self.tables is not None:
+            self.tables.flush()
 
     def state_dict(self) -> dict:
-        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+        return {"dense": self.dense.state_dict(), "tables": None if self.tables is None else self.tables.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        for optimizer, own in zip(self.optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(own)
+        self.dense.load_state_dict(state["dense"])
+        if self.tables is not None:
+            self.tables.load_state_dict(state["tables"])
 
 
-def make_optimizer(
-    model: torch.nn.Module, trainable: list[torch.nn.Parameter], options: TrainOptions
-) -> torch.optim.Optimizer | Optimizers:
+def make_optimizer(model: torch.nn.Module, trainable: list[torch.nn.Parameter], options: TrainOptions) -> Optimizers:
     """Adam over the trainable parameters. With `train.sparse_embeddings` the trainable
     embedding tables (item IDs, positions) are looked up with row-sparse gradients and stepped
-    by torch's SparseAdam, which updates only the rows a batch looked up: a step then costs the
-    same whatever the catalogue's size, where Adam reads and writes every row of the item table
-    (and its two moments) at every step. Not the same optimizer: a row's moments decay only
-    when it is looked up (docs/results/scale.md)."""
+    by LazyAdam (pipeline/lazy_adam.py): Adam up to its eps, at the cost of the rows a batch
+    looked up, where Adam reads and writes every row of the item table and its moments at
+    every step."""
     if not options.sparse_embeddings:
-        return torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay)
+        return Optimizers(torch.optim.Adam(trainable, lr=options.lr, weight_decay=options.weight_decay))
     tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad]
     for table in tables:
         table.sparse = True
     sparse = {id(table.weight) for table in tables}
     dense = [p for p in trainable if id(p) not in sparse]
-    return Optimizers(
-        torch.optim.Adam(dense, lr=options.lr),
-        torch.optim.SparseAdam([table.weight for table in tables], lr=options.lr),
-    )
+    lazy = LazyAdam([table.weight for table in tables], options.lr)
+    for table in tables:
+        lazy.watch(table)
+    return Optimizers(torch.optim.Adam(dense, lr=options.lr), lazy)
 
 
 def option_errors(train: dict) -> list[str]:
     """Train options that contradict each other, as messages."""
     if train["sparse_embeddings"] and train["weight_decay"] > 0:
         return [
-            f"train.sparse_embeddings steps the embedding tables with SparseAdam, which has no weight decay: "
+            f"train.sparse_embeddings steps the embedding tables with LazyAdam, which has no weight decay: "
             f"set weight_decay to 0 (not {train['weight_decay']}) or sparse_embeddings to false"
         ]
     return []
@@ -338,7 +345,7 @@ def save_checkpoint(
     path: Path,
     fingerprint: str,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | Optimizers,
+    optimizer: Optimizers,
     rng: np.random.Generator,
     progress: Progress,
 ) -> None:
@@ -361,7 +368,7 @@ def resume(
     path: Path | None,
     fingerprint: str,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | Optimizers,
+    optimizer: Optimizers,
     rng: np.random.Generator,
     device: torch.device,
     patience: int,
@@ -401,7 +408,7 @@ class Loop:
     copies: int  # how often each user appears per epoch (masked training: twice)
     terms: list[TrainingTerm]
     loss: Loss
-    optimizer: torch.optim.Optimizer | Optimizers
+    optimizer: Optimizers
     trainable: list[torch.nn.Parameter]  # what the optimizer steps
     options: TrainOptions
     max_len: int
@@ -446,7 +453,7 @@ def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.nd
         negatives = loop.loss.negatives(rng, rows, targets, loop.exclude)
         batch = Batch(rows, inputs, targets, negatives)
         prepared = [(term, term.prepare(model, batch)) for term in loop.terms]
-        loop.optimizer.zero_grad(set_to_none=True)
+        loop.optimizer.zero_grad()
         step_loss, rec, parts = accumulate_gradients(
             model, inputs, targets, negatives, prepared, options.length_groups, loop.device, loop.loss, rows
         )
@@ -458,6 +465,7 @@ def train_epoch(loop: Loop, epoch: int, rng: np.random.Generator) -> tuple[np.nd
         loop.optimizer.step()
         totals += (step_loss, rec, *parts.values())
         batches += 1
+    loop.optimizer.flush()
     return totals, batches, skipped, start_seconds
 
 

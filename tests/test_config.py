@@ -147,7 +147,7 @@ def test_a_variant_s_train_options_are_checked_as_train():
     config["variants"]["sparsewd"] = {"train": {"sparse_embeddings": True, "weight_decay": 0.01}}
     errors = reference_errors(config)
     assert (
-        "variants.sparsewd: train.sparse_embeddings steps the embedding tables with SparseAdam, which has no weight "
+        "variants.sparsewd: train.sparse_embeddings steps the embedding tables with LazyAdam, which has no weight "
         "decay: set weight_decay to 0 (not 0.01) or sparse_embeddings to false" in errors
     )
     assert (
