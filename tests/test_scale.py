@@ -4,6 +4,7 @@ benchmark), row-sparse steps of the embedding tables, and the progress a long lo
 import logging
 
 import numpy as np
+import pytest
 import polars as pl
 import torch
 
@@ -46,16 +47,17 @@ def test_progress_log_gives_the_share_done_and_an_estimate_and_stays_quiet_at_th
     assert len(caplog.records) == 1
 
 
-def test_lazy_adam_is_adam_and_a_step_touches_only_the_rows_looked_up():
+@pytest.mark.parametrize("gradient_scale", [1.0, 1e-7])  # sqrt(v) far above eps, and near it
+def test_lazy_adam_is_adam_and_a_step_touches_only_the_rows_looked_up(gradient_scale):
     torch.manual_seed(0)
     start = torch.randn(50, 4)
     dense, lazy = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
     adam, lazy_adam = torch.optim.Adam([dense], lr=0.01), LazyAdam([lazy], lr=0.01)
     draws = torch.Generator().manual_seed(1)
-    for step in range(300):
+    for step in range(700):  # rows caught up term by term (early steps) and by the series
         rows = torch.randperm(50, generator=draws)[: int(torch.randint(1, 6, (1,), generator=draws))]
         rows = torch.cat([rows, rows[:1]])  # a row looked up twice: its gradients add up
-        values = torch.randn(len(rows), 4, generator=draws)
+        values = gradient_scale * torch.randn(len(rows), 4, generator=draws)
         dense.grad = torch.zeros(50, 4).index_add_(0, rows, values)
         adam.step()
         before = lazy.detach().clone()
@@ -67,11 +69,10 @@ def test_lazy_adam_is_adam_and_a_step_touches_only_the_rows_looked_up():
             state = lazy_adam.state_dict()
             lazy_adam = LazyAdam([lazy], lr=0.01)
             lazy_adam.load_state_dict(state)
-        if step % 97 == 0:
+        if step % 97 == 0 or step == 699:
             lazy_adam.flush()
             assert torch.allclose(lazy, dense, atol=1e-5)
-    lazy_adam.flush()
-    assert torch.allclose(lazy, dense, atol=1e-5) and (dense - start).abs().max() > 0.3
+    assert (dense - start).abs().max() > 0.3
 
 
 def test_sparse_embeddings_train_as_adam_does():
