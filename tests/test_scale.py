@@ -4,8 +4,8 @@ benchmark), row-sparse steps of the embedding tables, and the progress a long lo
 import logging
 
 import numpy as np
-import pytest
 import polars as pl
+import pytest
 import torch
 
 from pipeline.console import ProgressLog
