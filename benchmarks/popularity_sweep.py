@@ -7,10 +7,13 @@
 For each trained run and each gamma, items are ranked by score - gamma x log(1 + training
 popularity) (`eval.popularity_gammas`), under full ranking with the user's history excluded:
 on validation, NDCG@10 and coverage@10 (what a rule choosing gamma may read), and on test,
-HR@10 / NDCG@10 overall, on tail items and on tail users, coverage@10 and tail share@10.
-Also, for each run, the gamma two validation-only rules pick: the best validation NDCG@10 (the
-pipeline's rule), and the largest gamma whose validation NDCG@10 stays within `--tolerance` of
-that best (a bounded accuracy cost spent on breadth). Prints a table, writes JSON.
+HR@10 / NDCG@10 overall, on tail items and on tail users, coverage@10 and tail share@10, and
+HR@10 / NDCG@10 under the sampled protocol. Also, for each run, the gamma of three
+validation-only rules: the best validation NDCG@10 (the pipeline's rule); the largest gamma
+whose validation NDCG@10 stays within `--tolerance` of that best (a bounded accuracy cost spent
+on breadth); and, with `--coverage-of`, the smallest gamma whose validation coverage@10 reaches
+the largest of those runs' uncorrected validation coverage@10 (breadth matched to a reference
+model's, on validation). Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pipeline.checkpoints import load_for_scoring  # noqa: E402
 from pipeline.data import TEST_INPUT_CUT, VALID_INPUT_CUT, log_popularity  # noqa: E402
 from pipeline.io import read_json  # noqa: E402
 from pipeline.metrics import beyond_accuracy, evaluated_users, group_masks, group_metrics, hr_ndcg  # noqa: E402
-from pipeline.scoring import full_ranking, representations  # noqa: E402
+from pipeline.scoring import full_ranking, representations, sampled_ranks  # noqa: E402
 
 SHOWN = ("overall", "tail_item", "tail_user")
 
@@ -76,16 +79,22 @@ def sweep(folder: Path, dataset: str, run: str, gammas: list[float], threads: in
         breadth = beyond_accuracy(top, masks, [10], sequences.n_items, tail_items)["overall"]
         row |= {group: [accuracy[group]["HR@10"], accuracy[group]["NDCG@10"]] for group in SHOWN}
         row |= {"coverage@10": breadth["coverage@10"], "tail_share@10": breadth["tail_share@10"]}
+        sampled = group_metrics(sampled_ranks(*vectors[TEST_INPUT_CUT], test, item_bias=bias), masks, [10])["overall"]
+        row["sampled"] = [sampled["HR@10"], sampled["NDCG@10"]]
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
 
 
-def chosen(rows: list[dict], tolerance: float) -> dict[str, float]:
-    """The gamma of each validation-only rule."""
+def chosen(rows: list[dict], tolerance: float, coverage: float | None) -> dict[str, float | None]:
+    """The gamma of each validation-only rule (None: no gamma tried reaches the coverage)."""
     best = max(rows, key=lambda r: (r["valid_NDCG@10"], -r["gamma"]))
     within = [r for r in rows if r["valid_NDCG@10"] >= (1 - tolerance) * best["valid_NDCG@10"]]
-    return {"best_valid": best["gamma"], f"within_{tolerance:g}": max(r["gamma"] for r in within)}
+    rules = {"best_valid": best["gamma"], f"within_{tolerance:g}": max(r["gamma"] for r in within)}
+    if coverage is not None:
+        wide = [r["gamma"] for r in rows if r["valid_coverage@10"] >= coverage]
+        rules["valid_coverage"] = min(wide) if wide else None
+    return rules
 
 
 def main() -> None:
@@ -95,13 +104,19 @@ def main() -> None:
     parser.add_argument("--runs", required=True, nargs="+")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0, 0.05, 0.1, 0.2, 0.3, 0.5])
     parser.add_argument("--tolerance", type=float, default=0.02, help="share of the best validation NDCG@10")
+    parser.add_argument("--coverage-of", nargs="*", default=[], help="runs (among --runs) whose coverage to reach")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
+    if args.coverage_of and (0 not in args.gammas or not set(args.coverage_of) <= set(args.runs)):
+        parser.error("--coverage-of needs gamma 0 among --gammas and runs among --runs (their uncorrected coverage)")
 
     runs = {run: sweep(args.folder, args.dataset, run, sorted(args.gammas), args.threads) for run in args.runs}
-    choices = {run: chosen(rows, args.tolerance) for run, rows in runs.items()}
-    columns = "valid NDCG@10 / coverage@10 | test overall | tail items | tail users | coverage@10 / tail share@10"
+    reference = max((runs[run][0]["valid_coverage@10"] for run in args.coverage_of), default=None)
+    choices = {run: chosen(rows, args.tolerance, reference) for run, rows in runs.items()}
+    columns = (
+        "valid NDCG@10 / coverage@10 | test overall | tail items | tail users | coverage@10 / tail share@10 | sampled"
+    )
     print(f"\n| run | gamma | {columns} | chosen by |")
     print("|---|---|---|---|---|---|---|---|")
     for run, rows in runs.items():
@@ -110,10 +125,12 @@ def main() -> None:
             cells = " | ".join(f"{r[g][0]:.4f} / {r[g][1]:.4f}" for g in SHOWN)
             print(
                 f"| {run} | {r['gamma']:g} | {r['valid_NDCG@10']:.4f} / {r['valid_coverage@10']:.3f} | {cells} | "
-                f"{r['coverage@10']:.3f} / {r['tail_share@10']:.3f} | {rules} |"
+                f"{r['coverage@10']:.3f} / {r['tail_share@10']:.3f} | {r['sampled'][0]:.4f} / {r['sampled'][1]:.4f} | "
+                f"{rules} |"
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"tolerance": args.tolerance, "chosen": choices, "runs": runs}, indent=2) + "\n")
+    summary = {"tolerance": args.tolerance, "coverage_of": args.coverage_of, "reference_valid_coverage@10": reference}
+    args.out.write_text(json.dumps(summary | {"chosen": choices, "runs": runs}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
