@@ -60,7 +60,7 @@ class LazyAdam:
 
         table.register_forward_pre_hook(before_lookup)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
@@ -78,9 +78,9 @@ class LazyAdam:
         """Give `rows` the moves Adam would have made from their moments up to step `until`."""
         last = state["last"][rows]
         state["last"][rows[last == 0]] = until  # never stepped: no moments, nothing to move
-        behind = rows[(last > 0) & (last < until)]
-        for chunk in behind.split(CHUNK_ROWS) if len(behind) else ():
-            last = state["last"][chunk]
+        behind = (last > 0) & (last < until)
+        chunks = zip(rows[behind].split(CHUNK_ROWS), last[behind].split(CHUNK_ROWS)) if behind.any() else ()
+        for chunk, last in chunks:
             skipped = until - last
             j = torch.arange(1, min(int(skipped.max()), HORIZON) + 1, device=p.device)
             correction1, correction2 = self.bias_corrections(last[:, None] + j)  # (rows, J)
