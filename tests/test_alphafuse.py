@@ -52,6 +52,20 @@ def test_the_semantic_table_is_the_whitened_principal_components():
     assert torch.equal(semantic_table(torch.zeros(N_ITEMS, LLM_DIM), WIDTH, True), torch.zeros(N_ITEMS, WIDTH))
 
 
+def test_equal_norms_keeps_each_direction_at_the_mean_length():
+    llm = tables()[0]
+    white = semantic_table(llm, WIDTH, whiten=True).double()
+    equal = semantic_table(llm, WIDTH, whiten=True, equal_norms=True).double()
+    lengths = white.norm(dim=1)
+    assert lengths.std() > 0.1 * lengths.mean()  # the table's rows differ in length to begin with
+    mean_length = torch.full((N_ITEMS,), float(lengths.mean()), dtype=torch.float64)
+    torch.testing.assert_close(equal.norm(dim=1), mean_length, rtol=1e-5, atol=0)
+    torch.testing.assert_close(equal / equal.norm(dim=1, keepdim=True), white / lengths[:, None], rtol=0, atol=1e-5)
+    model = build_model("sasrec", alphafuse_options(equal_norms=True), N_ITEMS, llm_items=llm)
+    torch.testing.assert_close(model.semantic[1:], equal.float() / math.sqrt(WIDTH))
+    assert torch.equal(semantic_table(torch.zeros(N_ITEMS, LLM_DIM), WIDTH, True, True), torch.zeros(N_ITEMS, WIDTH))
+
+
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_ids_live_in_the_null_space_and_the_semantic_part_stays_frozen(backbone):
     llm = tables()[0]

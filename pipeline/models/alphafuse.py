@@ -16,7 +16,8 @@ Two choices of ours: (1) the backbone's input scales item vectors by sqrt(hidden
 (transformers here), where the authors' code feeds them as they are, so the table is stored
 divided by sqrt(hidden_size): the encoder sees the authors' values, and neither the cosine
 loss nor a dot-product ranking changes with one global scale; (2) Bert4Rec's mask token gets
-a trainable vector of full width, zero at first (the authors' code has no Bert4Rec).
+a trainable vector of full width, zero at first (the authors' code has no Bert4Rec); (3) the
+switch `equal_norms` (off by default) gives every item's semantic vector the same length.
 """
 
 from __future__ import annotations
@@ -45,16 +46,23 @@ class AlphaFuseConfig:
     id_init: Literal["zeros", "normal"] = option(
         "zeros", "ID table at start: zeros (the authors' choice for Yelp, Fashion and Beauty) or N(0, 1)."
     )
+    equal_norms: bool = option(
+        False,
+        "Scale every item's semantic vector to the table's mean length (ours, not the authors'): an item "
+        "keeps its direction, and one whose text sits near the centre of the catalogue's is no longer too "
+        "short to reach any user's top K.",
+    )
 
     def __post_init__(self):
         if self.id_init not in ID_INITS:
             raise ValueError(f"alphafuse.id_init must be one of {ID_INITS}, not {self.id_init!r}")
 
 
-def semantic_table(llm_items: torch.Tensor, width: int, whiten: bool) -> torch.Tensor:
+def semantic_table(llm_items: torch.Tensor, width: int, whiten: bool, equal_norms: bool = False) -> torch.Tensor:
     """(n_items, D) LLM embeddings -> (n_items, width): the centred embeddings in the first
     `width` eigenvectors of their covariance, each with unit variance over the items when
-    `whiten` (components with no variance stay zero)."""
+    `whiten` (components with no variance stay zero); with `equal_norms` every row then has
+    the rows' mean length (a zero row stays zero)."""
     if llm_items.shape[1] < width:
         raise ValueError(
             f"AlphaFuse keeps hidden_size {width} components of {llm_items.shape[1]}-wide LLM embeddings: "
@@ -72,6 +80,9 @@ def semantic_table(llm_items: torch.Tensor, width: int, whiten: bool) -> torch.T
         scale = variances.clamp(min=0).sqrt()
         varies = scale > 1e-12 * scale.max()
         projected = torch.where(varies, projected / scale.where(varies, torch.ones_like(scale)), 0)
+    if equal_norms:
+        lengths = projected.norm(dim=1, keepdim=True)
+        projected = projected * (lengths.mean() / lengths.where(lengths > 0, torch.ones_like(lengths)))
     return projected.float()
 
 
@@ -83,7 +94,8 @@ class AlphaFuse(SequentialRecommender):
         # Row 0 is padding, row n_items + 1 Bert4Rec's mask: zero semantics.
         rows = self.item_embedding.num_embeddings
         semantic = torch.zeros(rows, width)
-        semantic[1 : n_items + 1] = semantic_table(llm_items, width, config.whiten) / math.sqrt(width)
+        table = semantic_table(llm_items, width, config.whiten, config.equal_norms)
+        semantic[1 : n_items + 1] = table / math.sqrt(width)
         self.register_buffer("semantic", semantic)
         self.item_embedding = nn.Embedding(rows, config.null_dim, padding_idx=0)
         with torch.no_grad():
