@@ -145,7 +145,9 @@ def test_a_variant_s_train_options_are_checked_as_train():
     config["variants"]["hardce"] = {"train": {"loss": "ce", "hard_negatives": 0.5}}
     config["variants"]["popbce"] = {"train": {"negatives_from": "popularity"}}
     config["variants"]["sparsewd"] = {"train": {"sparse_embeddings": True, "weight_decay": 0.01}}
+    config["variants"]["autowd"] = {"train": {"sparse_embeddings": "auto", "weight_decay": 0.01}}
     errors = reference_errors(config)
+    assert not any(error.startswith("variants.autowd") for error in errors)  # auto stays off instead
     assert (
         "variants.sparsewd: train.sparse_embeddings steps the embedding tables with LazyAdam, which has no weight "
         "decay: set weight_decay to 0 (not 0.01) or sparse_embeddings to false" in errors

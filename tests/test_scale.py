@@ -13,7 +13,7 @@ from pipeline.data import Sequences
 from pipeline.lazy_adam import LazyAdam
 from pipeline.models import build_model
 from pipeline.models.method import Artifacts
-from pipeline.train import build_loop, finite_gradients, train, train_epoch
+from pipeline.train import build_loop, finite_gradients, train, train_epoch, uses_sparse_embeddings
 
 from conftest import CPU, candidates_for, model_options, sequences, tables, train_options
 
@@ -73,6 +73,17 @@ def test_lazy_adam_is_adam_and_a_step_touches_only_the_rows_looked_up(gradient_s
             lazy_adam.flush()
             assert torch.allclose(lazy, dense, atol=1e-5)
     assert (dense - start).abs().max() > 0.3
+
+
+def test_auto_sparse_embeddings_only_for_a_large_catalogue_on_cpu_with_sampled_items_and_no_decay():
+    options = train_options
+    assert options().sparse_embeddings == "auto"  # the default
+    assert uses_sparse_embeddings(options(), 35_000, CPU) and not uses_sparse_embeddings(options(), 34_999, CPU)
+    assert not uses_sparse_embeddings(options(), 10**6, torch.device("cuda"))
+    assert not uses_sparse_embeddings(options(loss="ce"), 10**6, CPU)
+    assert not uses_sparse_embeddings(options(weight_decay=0.01), 10**6, CPU)
+    assert uses_sparse_embeddings(options(sparse_embeddings=True), 10, CPU)
+    assert not uses_sparse_embeddings(options(sparse_embeddings=False), 10**6, CPU)
 
 
 def test_sparse_embeddings_train_as_adam_does():
