@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from .config import with_defaults
 from .data import Sequences
 from .device import resolve_device
 from .io import load_torch
@@ -16,6 +17,9 @@ from .models import build_model
 
 def load_run(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     state = load_torch(checkpoint, "model checkpoint (model.pt)", map_location=device)
+    # A checkpoint from before an option existed acts as that option's default (a new option's
+    # default keeps the behaviour it was added to).
+    state["model"] = with_defaults({"model": state["model"]})["model"]
     n_items, llm_dim, hidden = state["n_items"], state["llm_dim"], state["model"]["hidden_size"]
     # Tables from data are placeholders here: their values come with the state dict.
     placeholders = dict(

@@ -2,12 +2,14 @@
 whitened table against an SVD computed here, IDs only in the null space, training on every
 backbone, and the InfoNCE by hand."""
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from pipeline.checkpoints import load_run
 from pipeline.losses import make_loss
 from pipeline.models import build_model
 from pipeline.models.alphafuse import semantic_table
@@ -64,6 +66,20 @@ def test_equal_norms_keeps_each_direction_at_the_mean_length():
     model = build_model("sasrec", alphafuse_options(equal_norms=True), N_ITEMS, llm_items=llm)
     torch.testing.assert_close(model.semantic[1:], equal.float() / math.sqrt(WIDTH))
     assert torch.equal(semantic_table(torch.zeros(N_ITEMS, LLM_DIM), WIDTH, True, True), torch.zeros(N_ITEMS, WIDTH))
+
+
+def test_a_checkpoint_from_before_an_option_loads_with_its_default(tmp_path):
+    llm = tables()[0]
+    options = alphafuse_options(id_init="normal")
+    model = build_model("sasrec", options, N_ITEMS, llm_items=llm)
+    older = copy.deepcopy(options)
+    del older["alphafuse"]["equal_norms"]  # written before the switch existed
+    meta = {"backbone": "sasrec", "model": older, "n_items": N_ITEMS, "llm_dim": LLM_DIM}
+    torch.save({**meta, "state_dict": model.state_dict()}, tmp_path / "model.pt")
+    reloaded, state = load_run(tmp_path / "model.pt", CPU)
+    assert state["model"]["alphafuse"]["equal_norms"] is False
+    items = torch.arange(N_ITEMS + 1)
+    assert torch.equal(reloaded.item_vectors(items), model.item_vectors(items))
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
