@@ -175,6 +175,6 @@ def test_the_shipped_long_tail_variant_is_alphafuse_under_the_full_softmax():
 
     override = default_config()["variants"]["llmesrplus"]
     model, train = variant_parts(override)
-    assert (model["method"], model["hidden_size"]) == ("alphafuse", 128)
+    assert (model["method"], model["hidden_size"], model["alphafuse"]) == ("alphafuse", 128, {"null_dim": 120})
     assert train == {"loss": "ce", "select_on": "full"}
     assert variant_role(override, model) == "training"  # a row of the ranking table, beside basece
