@@ -65,6 +65,7 @@ def aggregate(runs: list[dict]) -> dict:
         result["popularity_corrected"] = {
             "gamma": [c["gamma"] for c in corrected],
             "chosen_on": corrected[0]["chosen_on"],
+            "reference_valid_coverage@10": [c.get("reference_valid_coverage@10") for c in corrected],
             "groups": sampled,
             "std": sampled_spread,
             "full_ranking": {"groups": full, "std": full_spread},

@@ -303,6 +303,15 @@ def reference_errors(config: dict) -> list[str]:
             "eval.shards: a sharded evaluation cannot choose the popularity correction, which is chosen on every "
             "user's validation: set eval.popularity_gammas to [] or eval.shards to 1"
         )
+    breadth_of = config["eval"]["popularity_breadth_of"]
+    if breadth_of is not None and breadth_of not in config["variants"]:
+        problems.append(
+            f"eval.popularity_breadth_of: no variant {breadth_of!r} (variants: {', '.join(sorted(config['variants']))})"
+        )
+    if breadth_of is not None and not config["eval"]["popularity_gammas"]:
+        problems.append(
+            "eval.popularity_breadth_of chooses among eval.popularity_gammas: give some, e.g. [0, 0.1, 0.3]"
+        )
     if config["embed"]["model"] != "default":
         from .embed import resolve_model
 

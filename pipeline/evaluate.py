@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from . import provenance
-from .checkpoints import load_for_scoring
+from .checkpoints import load_for_scoring, load_run
 from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity, shard_bounds
 from .errors import DataError
 from .io import atomic_path, read_json, write_json, write_parquet
@@ -84,20 +84,43 @@ def semantic_shares(
     return group_means(semantic_share_per_user(users, items, targets, split), masks)
 
 
-def popularity_correction(
+def validation_top(
     model: torch.nn.Module, sequences: Sequences, valid: np.ndarray, max_len: int, device: torch.device, gammas: list
-) -> tuple[float, dict[str, float]]:
-    """The gamma of score - gamma * log(1 + training popularity) whose full-ranking validation
-    NDCG@10 is best (the smallest on a tie), and that NDCG@10 for every gamma tried."""
+) -> dict[str, tuple[float, float]]:
+    """For each gamma of score - gamma * log(1 + training popularity): the full-ranking
+    validation (NDCG@10, coverage@10) over the evaluated users."""
     users, items = representations(model, sequences, VALID_INPUT_CUT, max_len, device)
     penalty = torch.from_numpy(log_popularity(sequences)).to(device)
     evaluated = evaluated_users(valid)
     tried = {}
     for gamma in sorted(gammas):
-        ranks, _ = full_ranking(users, items, sequences, VALID_INPUT_CUT, valid[:, 0], 10, item_bias=-gamma * penalty)
-        tried[str(gamma)] = float(hr_ndcg(ranks[evaluated], 10)[1])
-    best = max(sorted(gammas), key=lambda gamma: tried[str(gamma)])
-    return best, tried
+        ranks, top = full_ranking(users, items, sequences, VALID_INPUT_CUT, valid[:, 0], 10, item_bias=-gamma * penalty)
+        coverage = np.unique(top[evaluated]).size / sequences.n_items
+        tried[str(gamma)] = (float(hr_ndcg(ranks[evaluated], 10)[1]), coverage)
+    return tried
+
+
+def chosen_gamma(tried: dict[str, tuple[float, float]], breadth: float | None) -> float:
+    """The gamma of the best validation NDCG@10 (the smallest on a tie); with `breadth`, the
+    smallest gamma whose validation coverage@10 reaches it (the largest if none does)."""
+    gammas = sorted(tried, key=float)
+    if breadth is None:
+        return float(max(gammas, key=lambda gamma: tried[gamma][0]))
+    return float(next((gamma for gamma in gammas if tried[gamma][1] >= breadth), gammas[-1]))
+
+
+def popularity_correction(
+    args: argparse.Namespace, model: torch.nn.Module, sequences: Sequences, max_len: int, device: torch.device
+) -> tuple[float, dict[str, tuple[float, float]], float | None]:
+    """(gamma, validation NDCG@10 and coverage@10 by gamma, the reference's validation
+    coverage@10 with --breadth-reference, else None)."""
+    valid = np.load(args.candidates)["valid"]
+    tried = validation_top(model, sequences, valid, max_len, device, args.popularity_gammas)
+    breadth = None
+    if args.breadth_reference is not None:
+        reference, state = load_run(args.breadth_reference, device)
+        ((_, breadth),) = validation_top(reference, sequences, valid, state["model"]["max_len"], device, [0]).values()
+    return chosen_gamma(tried, breadth), tried, breadth
 
 
 def score(args: argparse.Namespace, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
@@ -142,16 +165,15 @@ def score(args: argparse.Namespace, start: int | None = None, stop: int | None =
     if getattr(model, "view_split", None):
         scores["semantic_share"] = semantic_share_per_user(users, items, candidates[start:stop, 0], model.view_split)
     if args.popularity_gammas:
-        valid = np.load(args.candidates)["valid"]
-        max_len = state["model"]["max_len"]
-        gamma, tried = popularity_correction(model, sequences, valid, max_len, device, args.popularity_gammas)
+        gamma, tried, breadth = popularity_correction(args, model, sequences, state["model"]["max_len"], device)
         bias = -gamma * torch.from_numpy(log_popularity(sequences)).to(device)
         scores["corrected_full"], scores["corrected_top"] = full_ranking(
             users, items, sequences, TEST_INPUT_CUT, candidates[start:stop, 0], k, item_bias=bias, owners=owners
         )
         scores["corrected_sampled"] = sampled_ranks(users, items, candidates[start:stop], item_bias=bias)
         scores["gamma"], scores["tried"] = np.array(gamma), np.array(json.dumps(tried))
-        log.info("popularity correction: gamma %s (validation full NDCG@10 by gamma: %s)", gamma, tried)
+        scores["breadth"] = np.array(np.nan if breadth is None else breadth)
+        log.info("popularity correction: gamma %s (validation full NDCG@10, coverage@10 by gamma: %s)", gamma, tried)
     return scores
 
 
@@ -209,10 +231,15 @@ def report(args: argparse.Namespace, scores: dict[str, np.ndarray]) -> None:
         corrected = group_metrics(scores["corrected_full"], masks, ks)
         for name, extra in beyond_accuracy(scores["corrected_top"], masks, ks, sequences.n_items, tail_items).items():
             corrected[name].update(extra)
+        tried, breadth = json.loads(str(scores["tried"])), float(scores["breadth"])
         metrics["popularity_corrected"] = {
             "gamma": scores["gamma"].item(),
-            "chosen_on": "full-ranking validation NDCG@10 of score - gamma * log(1 + training popularity)",
-            "valid_full_NDCG@10": json.loads(str(scores["tried"])),
+            "chosen_on": "full-ranking validation NDCG@10 of score - gamma * log(1 + training popularity)"
+            if np.isnan(breadth)
+            else "the smallest gamma whose full-ranking validation coverage@10 reaches the reference's",
+            "valid_full_NDCG@10": {gamma: ndcg for gamma, (ndcg, _) in tried.items()},
+            "valid_coverage@10": {gamma: coverage for gamma, (_, coverage) in tried.items()},
+            "reference_valid_coverage@10": None if np.isnan(breadth) else breadth,
             "groups": group_metrics(scores["corrected_sampled"], masks, ks),
             "full_ranking": {"groups": corrected},
         }
@@ -257,6 +284,11 @@ def scoring_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         required=True,
         help="eval.popularity_gammas: the corrections tried on validation (none: no corrected metrics)",
+    )
+    parser.add_argument(
+        "--breadth-reference",
+        type=Path,
+        help="eval.popularity_breadth_of: the reference run's model.pt, whose validation coverage@10 gamma must reach",
     )
     parser.add_argument("--device", required=True)
     parser.add_argument("--threads", type=int, default=1)

@@ -1,8 +1,13 @@
 def evaluate_inputs(w):
-    """The embeddings' metadata is read for the record of models that use them."""
+    """The embeddings' metadata is read for the record of models that use them; the
+    reference run's checkpoint for a popularity correction chosen for breadth."""
+    inputs = {}
     if uses_embeddings(w.variant):
-        return {"embed_meta": f"results/{w.dataset}/embed/items.json"}
-    return {}
+        inputs["embed_meta"] = f"results/{w.dataset}/embed/items.json"
+    reference = config["eval"]["popularity_breadth_of"]
+    if reference is not None and config["eval"]["popularity_gammas"]:
+        inputs["breadth_reference"] = f"results/{w.dataset}/runs/{w.backbone}_{reference}_seed{w.seed}/model.pt"
+    return inputs
 
 
 def run_record(w):

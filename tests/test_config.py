@@ -135,6 +135,16 @@ def test_targets_and_variants_are_cross_checked():
     assert "variants.mine.llmesr: Additional properties are not allowed ('alpah' was unexpected)" in errors
 
 
+def test_the_breadth_reference_is_a_variant_and_needs_gammas():
+    config = copy.deepcopy(CONFIG)
+    config["eval"]["popularity_breadth_of"] = "basec"
+    errors = reference_errors(config)
+    assert any(e.startswith("eval.popularity_breadth_of: no variant 'basec' (variants: ") for e in errors)
+    assert "eval.popularity_breadth_of chooses among eval.popularity_gammas: give some, e.g. [0, 0.1, 0.3]" in errors
+    config["eval"].update(popularity_breadth_of="basece", popularity_gammas=[0, 0.5])
+    assert not any("popularity_breadth_of" in e for e in reference_errors(config))
+
+
 def test_a_variant_s_train_options_are_checked_as_train():
     config = copy.deepcopy(CONFIG)
     config["variants"]["mine"] = {"train": {"loss": "cee", "negativs": 2}}

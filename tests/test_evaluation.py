@@ -123,3 +123,15 @@ def test_the_popularity_correction_subtracts_gamma_log_training_popularity():
     corrected, top = full_ranking(users, items, one, 1, np.array([2]), 2, item_bias=bias)
     assert plain.tolist() == [2] and corrected.tolist() == [1] and top.tolist() == [[3, 2]]
     assert sampled_ranks(users, items, np.array([[2, 1, 3]]), item_bias=bias).tolist() == [1]
+
+
+def test_gamma_for_accuracy_or_for_the_reference_breadth():
+    from pipeline.evaluate import chosen_gamma
+
+    # validation (NDCG@10, coverage@10) by gamma
+    tried = {"0": (0.10, 0.80), "0.1": (0.11, 0.85), "0.3": (0.11, 0.90), "1": (0.07, 0.97)}
+    assert chosen_gamma(tried, None) == 0.1  # the best NDCG@10, the smaller of the tie
+    assert chosen_gamma(tried, 0.80) == 0.0  # the plain scores are already as broad
+    assert chosen_gamma(tried, 0.86) == 0.3  # the smallest gamma that reaches it
+    assert chosen_gamma(tried, 0.97) == 1.0
+    assert chosen_gamma(tried, 0.99) == 1.0  # none reaches it: the broadest tried

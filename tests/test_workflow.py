@@ -59,7 +59,8 @@ def write_mini(workdir: Path) -> None:
         },
         "model": {"max_len": 20},
         "train": {"max_epochs": 2, "patience": 2, "seeds": [42]},
-        "eval": {"negatives": 20, "popularity_gammas": [0, 0.5, 2]},
+        # gamma chosen to reach the plain model's validation breadth
+        "eval": {"negatives": 20, "popularity_gammas": [0, 0.5, 2], "popularity_breadth_of": "base"},
         "retrieve": {"k": 10, "recall_sample": 30},
     }
     (workdir / "test.yaml").write_text(yaml.safe_dump(config))
@@ -102,6 +103,19 @@ def test_metrics_files_meet_the_contract(finished_run, backbone, variant):
     assert corrected["gamma"] in ([0], [0.5], [2]) and set(corrected["full_ranking"]["groups"]) == set(GROUPS)
     if corrected["gamma"] == [0]:  # gamma 0 is the plain model
         assert corrected["full_ranking"]["groups"] == metrics["full_ranking"]["groups"]
+    # the smallest gamma whose validation coverage@10 reaches base's (base itself: 0)
+    run = json.loads(
+        (workdir / "results" / "mini" / "runs" / f"{backbone}_{variant}_seed42" / "metrics.json").read_text()
+    )
+    breadth, coverage = (
+        run["popularity_corrected"]["reference_valid_coverage@10"],
+        run["popularity_corrected"]["valid_coverage@10"],
+    )
+    assert 0 < breadth <= 1 and corrected["reference_valid_coverage@10"] == [breadth]
+    reaching = [float(gamma) for gamma in sorted(coverage, key=float) if coverage[gamma] >= breadth]
+    assert corrected["gamma"] == [reaching[0] if reaching else 2.0]
+    if variant == "base":
+        assert coverage[min(coverage, key=float)] == breadth and corrected["gamma"] == [0]
     record = metrics["record"]
     assert record["packages"]["torch"].startswith("2.13.0") and record["device"] == ["cpu"]
     if variant in COMPETITORS:  # a run's options keep only its own method's section
