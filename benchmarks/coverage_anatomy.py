@@ -36,11 +36,12 @@ def shares_by_bin(values: np.ndarray, covered: np.ndarray, edges: np.ndarray) ->
     return [round(float(covered[bins == b].mean()), 4) for b in range(BINS)]
 
 
-def semantic_lengths(checkpoint: Path) -> np.ndarray | None:
+def semantic_lengths(checkpoint: Path, n_items: int) -> np.ndarray | None:
+    """Items 1..n_items (row 0 is padding, a row after them Bert4Rec's mask)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     if "semantic" not in state:
         return None
-    return state["semantic"][1 : state["item_embedding.weight"].shape[0]].norm(dim=1).numpy()
+    return state["semantic"][1 : n_items + 1].norm(dim=1).numpy()
 
 
 def anatomy(run: Path, original_to_row: dict[str, int], popularity: np.ndarray, edges: np.ndarray) -> dict:
@@ -59,7 +60,7 @@ def anatomy(run: Path, original_to_row: dict[str, int], popularity: np.ndarray, 
         f"distinct_items_hit_share@{K}": round(len(hits) / len(popularity), 4),
         "coverage_by_popularity_quintile": shares_by_bin(popularity, covered, edges),
     }
-    lengths = semantic_lengths(run / "model.pt")
+    lengths = semantic_lengths(run / "model.pt", len(popularity))
     if lengths is not None and np.ptp(lengths) > 1e-5 * lengths.mean():  # not `equal_norms`
         row["coverage_by_semantic_length_quintile"] = shares_by_bin(lengths, covered, quintile_edges(lengths))
     return row
