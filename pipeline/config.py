@@ -116,14 +116,22 @@ def coerce_command_line_strings(config: dict) -> None:
 
 
 def _type_errors(errors) -> list:
-    """The `type` errors among `errors`, and inside the alternatives of a oneOf / anyOf."""
+    """The `type` and `enum` errors among `errors`, and inside the alternatives of a oneOf /
+    anyOf (an enum may mix types: `train.sparse_embeddings` is auto, true or false)."""
     found = []
     for error in errors:
         if error.validator in ("oneOf", "anyOf"):
             found += _type_errors(error.context)
-        elif error.validator == "type":
+        elif error.validator in ("type", "enum"):
             found.append(error)
     return found
+
+
+def _reads_as_wanted(validator: jsonschema.Validator, error, value: object) -> bool:
+    if error.validator == "enum":
+        return not isinstance(value, str) and any(value == v and type(value) is type(v) for v in error.validator_value)
+    wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+    return any(validator.is_type(value, kind) for kind in wanted)
 
 
 def _coerce(validator: jsonschema.Validator, instance: dict) -> None:
@@ -135,8 +143,7 @@ def _coerce(validator: jsonschema.Validator, instance: dict) -> None:
             if not isinstance(error.instance, str) or not error.absolute_path:
                 continue
             value = _read_scalar(error.instance)
-            wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
-            if any(validator.is_type(value, kind) for kind in wanted):
+            if _reads_as_wanted(validator, error, value):
                 parent = instance
                 for key in list(error.absolute_path)[:-1]:
                     parent = parent[key]

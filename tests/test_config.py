@@ -244,6 +244,13 @@ def test_command_line_strings_inside_lists_alternatives_and_choices_are_converte
     config = copy.deepcopy(CONFIG)
     config["eval"]["k"] = ["5", "10"]  # --config eval='{k: [5, 10]}': k is a number or a list of them
     config["model"]["llmesr"]["adapter_layers"] = "1"  # one of the choices 1, 2
+    config["train"]["sparse_embeddings"] = "false"  # one of auto, true, false
+    config["variants"]["mine"] = {"train": {"sparse_embeddings": "true"}}
     coerce_command_line_strings(config)
     assert config["eval"]["k"] == [5, 10] and config["model"]["llmesr"]["adapter_layers"] == 1
+    assert config["train"]["sparse_embeddings"] is False
+    assert config["variants"]["mine"]["train"]["sparse_embeddings"] is True
     assert schema_errors(config) == []
+    config["train"]["sparse_embeddings"] = "auto"
+    coerce_command_line_strings(config)
+    assert config["train"]["sparse_embeddings"] == "auto" and schema_errors(config) == []
