@@ -31,9 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.checkpoints import load_for_scoring  # noqa: E402
-from pipeline.data import TEST_INPUT_CUT, VALID_INPUT_CUT, log_popularity  # noqa: E402
+from pipeline.data import TEST_INPUT_CUT, log_popularity  # noqa: E402
+from pipeline.evaluate import validation_top  # noqa: E402
 from pipeline.io import read_json  # noqa: E402
-from pipeline.metrics import beyond_accuracy, evaluated_users, group_masks, group_metrics, hr_ndcg  # noqa: E402
+from pipeline.metrics import beyond_accuracy, evaluated_users, group_masks, group_metrics  # noqa: E402
 from pipeline.scoring import full_ranking, representations, sampled_ranks  # noqa: E402
 
 SHOWN = ("overall", "tail_item", "tail_user")
@@ -56,30 +57,21 @@ def sweep(folder: Path, dataset: str, run: str, gammas: list[float], threads: in
     tail_items[0] = False
     penalty = torch.from_numpy(log_popularity(sequences))
     max_len = state["model"]["max_len"]
-    valid, test = candidates["valid"], candidates["test"]
-    valid_users, test_users = evaluated_users(valid), evaluated_users(test)
-    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy(), test_users)
-    vectors = {
-        cut: representations(model, sequences, cut, max_len, device) for cut in (VALID_INPUT_CUT, TEST_INPUT_CUT)
-    }
+    test = candidates["test"]
+    masks = group_masks(groups["tail_user"].to_numpy(), groups["tail_item"].to_numpy(), evaluated_users(test))
+    validation = validation_top(model, sequences, candidates["valid"], max_len, device, gammas)  # what eval reads
+    vectors = representations(model, sequences, TEST_INPUT_CUT, max_len, device)
     rows = []
     for gamma in gammas:
         bias = -gamma * penalty
-        ranks, top = full_ranking(
-            *vectors[VALID_INPUT_CUT], sequences, VALID_INPUT_CUT, valid[:, 0], 10, item_bias=bias
-        )
-        row = {
-            "run": run,
-            "gamma": gamma,
-            "valid_NDCG@10": float(hr_ndcg(ranks[valid_users], 10)[1]),
-            "valid_coverage@10": len(np.unique(top[valid_users])) / sequences.n_items,
-        }
-        ranks, top = full_ranking(*vectors[TEST_INPUT_CUT], sequences, TEST_INPUT_CUT, test[:, 0], 10, item_bias=bias)
+        valid_ndcg, valid_coverage = validation[str(gamma)]
+        row = {"run": run, "gamma": gamma, "valid_NDCG@10": valid_ndcg, "valid_coverage@10": valid_coverage}
+        ranks, top = full_ranking(*vectors, sequences, TEST_INPUT_CUT, test[:, 0], 10, item_bias=bias)
         accuracy = group_metrics(ranks, masks, [10])
         breadth = beyond_accuracy(top, masks, [10], sequences.n_items, tail_items)["overall"]
         row |= {group: [accuracy[group]["HR@10"], accuracy[group]["NDCG@10"]] for group in SHOWN}
         row |= {"coverage@10": breadth["coverage@10"], "tail_share@10": breadth["tail_share@10"]}
-        sampled = group_metrics(sampled_ranks(*vectors[TEST_INPUT_CUT], test, item_bias=bias), masks, [10])["overall"]
+        sampled = group_metrics(sampled_ranks(*vectors, test, item_bias=bias), masks, [10])["overall"]
         row["sampled"] = [sampled["HR@10"], sampled["NDCG@10"]]
         print(json.dumps(row), flush=True)
         rows.append(row)
