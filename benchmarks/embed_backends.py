@@ -73,7 +73,7 @@ def main() -> None:
     for row in rows:
         print(
             f"| {row['backend']} | {row['prompts_per_s']:.1f} | {row['speedup']:.2f}x | "
-            f"{row['cosine_mean']:.4f} / {row['cosine_min']:.4f} | {row['max_abs_diff']:.1e} |"
+            f"{row['cosine_mean']:.5f} / {row['cosine_min']:.5f} | {row['max_abs_diff']:.1e} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {

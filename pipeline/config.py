@@ -331,7 +331,7 @@ def reference_errors(config: dict) -> list[str]:
 
 def backend_errors(embed: dict) -> list[str]:
     """The ONNX backends run on CPU and need the optional packages of `.[onnx]`."""
-    if embed["backend"] == "torch":
+    if not embed["backend"].startswith("onnx"):
         return []
     problems = []
     if embed["device"].startswith("cuda"):

@@ -34,7 +34,7 @@ from .io import atomic_path, file_sha256, save_npy, write_json
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
-BACKENDS = ("torch", "onnx", "onnx-int8")  # embed.backend: pipeline/onnx_encoder.py runs the other two
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # embed.backend: pipeline/onnx_encoder.py runs the last two
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -98,19 +98,35 @@ def load_encoder(model: str, device: str):
 
 
 def encode(texts: list[str], model: str, batch_size: int, device: str, backend: str = "torch") -> np.ndarray:
-    if backend == "torch":
-        encoder = load_encoder(model, device)
-        vectors = encoder.encode(
-            texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
-        )
-    else:  # the ONNX backends run on CPU, whatever the device
-        import torch
+    import torch
 
+    if backend in ("torch", "torch-bf16"):
+        encoder = load_encoder(model, device)
+        if backend == "torch-bf16" and encoder.device.type == "cpu" and not native_bf16_cpu():
+            log.warning(
+                "embed.backend: torch-bf16 on a CPU without AMX or AVX512-BF16: bfloat16 products are emulated "
+                "here, which can be slower than backend torch (benchmarks/embed_backends.py measures both)"
+            )
+        # Autocast: the matrix products in bfloat16 (the weights stay float32; the vectors come out float32).
+        with torch.autocast(encoder.device.type, dtype=torch.bfloat16, enabled=backend == "torch-bf16"):
+            vectors = encoder.encode(
+                texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
+            )
+    else:  # the ONNX backends run on CPU, whatever the device
         from .onnx_encoder import encode_onnx
 
         encoder = load_encoder(model, "cpu")
         vectors = encode_onnx(encoder, texts, batch_size, backend == "onnx-int8", torch.get_num_threads())
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles or AVX512-BF16), where
+    torch-bf16 pays; torch has no public query for it."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe() for probe in probes if probe is not None)
 
 
 CONFIG_FILES = (
@@ -258,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": args.model,
             "dim": int(vectors.shape[1]),
             "count": len(texts),
-            "device": str(resolve_device(args.device)) if args.backend == "torch" else "cpu",
+            "device": "cpu" if args.backend.startswith("onnx") else str(resolve_device(args.device)),
             **record,
         },
         args.meta,

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from pipeline import embed as embed_module
 from pipeline.datasets import DataError
-from pipeline.embed import encode_cached, model_identity, resolve_model
+from pipeline.embed import encode, encode_cached, model_identity, resolve_model
 
 TEXTS = ["The movie has following attributes: name is Kolya.", "A quiet documentary about bees.", "Space opera."]
 
@@ -125,10 +126,34 @@ def test_an_onnx_backend_on_cuda_or_without_its_packages_is_refused(monkeypatch)
 
     from pipeline.config import backend_errors
 
-    assert backend_errors({"backend": "torch", "device": "cuda"}) == []
+    assert (
+        backend_errors({"backend": "torch", "device": "cuda"})
+        == backend_errors({"backend": "torch-bf16", "device": "cuda"})
+        == []
+    )
     assert backend_errors({"backend": "onnx", "device": "auto"}) == []
     [error] = backend_errors({"backend": "onnx-int8", "device": "cuda:0"})
     assert error == "embed.backend: onnx-int8 runs on CPU; with embed.device cuda:0 use backend torch"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     [error] = backend_errors({"backend": "onnx", "device": "cpu"})
     assert error.startswith("embed.backend: onnx needs onnxruntime and onnx, not installed here: pip install")
+
+
+def test_the_bf16_backend_gives_close_vectors_of_its_own_and_the_same_each_time(tmp_path):
+    texts = [*TEXTS, "A much longer prompt: " + "lipstick, mascara and a little shampoo; " * 12]
+    exact, record = encode_cached(texts, "default", 2, "cpu", tmp_path)
+    bf16, bf16_record = encode_cached(texts, "default", 2, "cpu", tmp_path, backend="torch-bf16")
+    again = encode(texts, "default", 2, "cpu", "torch-bf16")
+    assert bf16_record["encoded"] == 4 and bf16_record["encoder"]["identity"] != record["encoder"]["identity"]
+    assert bf16.dtype == np.float32 and np.array_equal(bf16, again)  # deterministic, as the exact path is
+    cosine = (bf16 * exact).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(exact, axis=1)
+    assert cosine.min() > 0.999 and np.abs(bf16 - exact).max() > 1e-5  # close, and truly bfloat16 products
+
+
+def test_bf16_warns_on_a_cpu_that_emulates_it(monkeypatch, caplog):
+    monkeypatch.setattr(embed_module, "native_bf16_cpu", lambda: False)
+    encode(TEXTS[:1], "default", 2, "cpu", "torch-bf16")
+    assert "torch-bf16 on a CPU without AMX or AVX512-BF16" in caplog.text
+    caplog.clear()
+    encode(TEXTS[:1], "default", 2, "cpu", "torch")
+    assert "AVX512-BF16" not in caplog.text
