@@ -20,6 +20,7 @@ import torch
 
 from . import provenance
 from .checkpoints import load_for_scoring, load_run
+from .config import with_defaults
 from .data import TEST_INPUT_CUT, VALID_INPUT_CUT, Sequences, log_popularity, shard_bounds
 from .errors import DataError
 from .io import atomic_path, read_json, write_json, write_parquet
@@ -37,14 +38,12 @@ SHARD_USERS = 4096
 def check_options(path: Path, history: dict, record: dict) -> None:
     """The run's model must have been trained with the options this evaluation reports (a
     trainer left running after Snakemake was killed can finish a run with older ones). A run
-    trained before histories recorded their options is taken as it is."""
+    trained before histories recorded their options is taken as it is; an option added after a
+    run was trained counts as its default there, as it does when the checkpoint loads."""
     if "options" not in history:
         log.warning("%s records no options (an older run): not checked against this evaluation's", path)
         return
-    trained = {".".join(key): value for key, value in leaves(history["options"]).items()}
-    asked = {
-        ".".join(key): value for key, value in leaves({"model": record["model"], "train": record["train"]}).items()
-    }
+    trained, asked = option_leaves(history["options"]), option_leaves(record)
     differ = sorted(key for key in trained.keys() | asked.keys() if trained.get(key) != asked.get(key))
     if differ:
         shown = "; ".join(f"{key}: trained {trained.get(key)!r}, asked {asked.get(key)!r}" for key in differ[:5])
@@ -52,6 +51,12 @@ def check_options(path: Path, history: dict, record: dict) -> None:
             f"{path}: this run was trained with other options than the ones it would be reported under ({shown}): "
             f"its model is not reported. Delete {path.parent} and run again"
         )
+
+
+def option_leaves(options: dict) -> dict[str, object]:
+    """The model and train options, defaults filled in, as {"train.lr": 0.001, ...}."""
+    filled = with_defaults({"model": options["model"], "train": options["train"]})
+    return {".".join(key): value for key, value in leaves({part: filled[part] for part in ("model", "train")}).items()}
 
 
 def user_mean_cosine(users: torch.Tensor) -> float:

@@ -79,6 +79,16 @@ def test_a_run_trained_with_other_options_is_not_reported_under_new_ones(tmp_pat
     check_options(tmp_path / "run" / "history.json", history, {**record, "train": {"max_epochs": 3, "lr": 0.001}})
 
 
+def test_an_option_added_after_a_run_was_trained_counts_as_its_default_there(tmp_path):
+    history = {"options": {"model": {"hidden_size": 64}, "train": {"lr": 0.001}}}  # before sparse_embeddings
+    record = {"model": {"hidden_size": 64}, "train": {"lr": 0.001, "sparse_embeddings": "auto"}}
+    check_options(tmp_path / "run" / "history.json", history, record)
+    with pytest.raises(DataError, match="train.sparse_embeddings: trained 'auto', asked True"):
+        check_options(
+            tmp_path / "run" / "history.json", history, {**record, "train": {"lr": 0.001, "sparse_embeddings": True}}
+        )
+
+
 def test_the_embedding_cache_ignores_unfinished_and_names_corrupt_shards(tmp_path, caplog):
     cache = EmbeddingCache(tmp_path, "enc")
     cache.add(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
