@@ -1,8 +1,9 @@
 """Embedding backends on CPU: prompts per second of `embed.backend` torch (sentence-transformers
-as it is), onnx and onnx-int8 on the same prompts, and how close each one's vectors are to
-torch's (cosine per prompt: mean and minimum; the largest absolute difference).
+as it is), torch-bf16, onnx and onnx-int8 on the same prompts, and how close each one's vectors
+are to torch's (cosine per prompt: mean and minimum; the largest absolute difference).
 
     python benchmarks/embed_backends.py --prompts results/beauty/prompts/users.parquet --count 2000
+    python benchmarks/embed_backends.py --prompts ... --backends torch torch-bf16   # without `.[onnx]`
 The prompts are a `prompts` stage artifact (here Beauty's user prompts, the long ones). Each
 backend encodes the same sample `--rounds` times, backends interleaved round by round, so that
 load from other processes falls on all of them alike; the table gives the best round's rate.
@@ -33,18 +34,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), help="torch, the reference, always runs"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/embed_backends.json")
     args = parser.parse_args()
 
+    backends = ["torch", *(backend for backend in args.backends if backend != "torch")]
     torch.set_num_threads(args.threads)
     texts = pl.read_parquet(args.prompts)["text"].to_list()
     if args.count and args.count < len(texts):
         rows = np.sort(np.random.default_rng(0).choice(len(texts), args.count, replace=False))
         texts = [texts[row] for row in rows]
-    seconds: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    seconds: dict[str, list[float]] = {backend: [] for backend in backends}
     vectors: dict[str, np.ndarray] = {}
     for round_ in range(args.rounds):
-        for backend in BACKENDS:
+        for backend in backends:
             started = time.perf_counter()
             vectors[backend] = encode(texts, args.model, args.batch_size, "cpu", backend)
             seconds[backend].append(time.perf_counter() - started)
@@ -52,7 +57,7 @@ def main() -> None:
 
     exact = vectors["torch"]
     rows = []
-    for backend in BACKENDS:
+    for backend in backends:
         v = vectors[backend]
         cosine = (v * exact).sum(1) / np.linalg.norm(v, axis=1) / np.linalg.norm(exact, axis=1)
         best = min(seconds[backend])

@@ -331,7 +331,9 @@ def reference_errors(config: dict) -> list[str]:
 
 def backend_errors(embed: dict) -> list[str]:
     """The ONNX backends run on CPU and need the optional packages of `.[onnx]`."""
-    if not embed["backend"].startswith("onnx"):
+    from .embed import ONNX_BACKENDS
+
+    if embed["backend"] not in ONNX_BACKENDS:
         return []
     problems = []
     if embed["device"].startswith("cuda"):

@@ -13,6 +13,7 @@ atomically, so parallel jobs can share one cache folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,8 @@ from .io import atomic_path, file_sha256, save_npy, write_json
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # embed.backend: pipeline/onnx_encoder.py runs the last two
+ONNX_BACKENDS = ("onnx", "onnx-int8")  # pipeline/onnx_encoder.py runs them, on CPU
+BACKENDS = ("torch", "torch-bf16", *ONNX_BACKENDS)  # embed.backend
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -100,33 +102,46 @@ def load_encoder(model: str, device: str):
 def encode(texts: list[str], model: str, batch_size: int, device: str, backend: str = "torch") -> np.ndarray:
     import torch
 
-    if backend in ("torch", "torch-bf16"):
-        encoder = load_encoder(model, device)
-        if backend == "torch-bf16" and encoder.device.type == "cpu" and not native_bf16_cpu():
-            log.warning(
-                "embed.backend: torch-bf16 on a CPU without AMX or AVX512-BF16: bfloat16 products are emulated "
-                "here, which can be slower than backend torch (benchmarks/embed_backends.py measures both)"
-            )
-        # Autocast: the matrix products in bfloat16 (the weights stay float32; the vectors come out float32).
-        with torch.autocast(encoder.device.type, dtype=torch.bfloat16, enabled=backend == "torch-bf16"):
-            vectors = encoder.encode(
-                texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
-            )
-    else:  # the ONNX backends run on CPU, whatever the device
+    if backend in ONNX_BACKENDS:  # on CPU, whatever the device
         from .onnx_encoder import encode_onnx
 
         encoder = load_encoder(model, "cpu")
         vectors = encode_onnx(encoder, texts, batch_size, backend == "onnx-int8", torch.get_num_threads())
+    else:
+        encoder = load_encoder(model, device)
+        precision = contextlib.nullcontext()
+        if backend == "torch-bf16":
+            if bf16_emulated(encoder.device):
+                log.warning(
+                    "embed.backend: torch-bf16 on %s, which reports no bfloat16 hardware (AMX or AVX512-BF16; "
+                    "CUDA compute capability 8): bfloat16 may be emulated and slower than backend torch "
+                    "(benchmarks/embed_backends.py times both)",
+                    encoder.device,
+                )
+            # The matrix products in bfloat16; the weights stay float32, the vectors come out float32.
+            precision = torch.autocast(encoder.device.type, dtype=torch.bfloat16)
+        with precision:
+            vectors = encoder.encode(
+                texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True, normalize_embeddings=False
+            )
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles or AVX512-BF16), where
-    torch-bf16 pays; torch has no public query for it."""
+def bf16_emulated(device) -> bool:
+    """Whether `device` lacks bfloat16 hardware, where torch-bf16 does not pay: a CPU without
+    AMX tiles or AVX512-BF16 (torch has no public query for them), a GPU before compute
+    capability 8."""
     import torch
 
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(probe() for probe in probes if probe is not None)
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] < 8
+    if device.type != "cpu":
+        return False
+    probes = [getattr(torch.cpu, name, None) for name in CPU_BF16_PROBES]
+    return not any(probe() for probe in probes if probe is not None)
+
+
+CPU_BF16_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
 
 
 CONFIG_FILES = (
@@ -274,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": args.model,
             "dim": int(vectors.shape[1]),
             "count": len(texts),
-            "device": "cpu" if args.backend.startswith("onnx") else str(resolve_device(args.device)),
+            "device": "cpu" if args.backend in ONNX_BACKENDS else str(resolve_device(args.device)),
             **record,
         },
         args.meta,
