@@ -127,6 +127,9 @@ def encode(texts: list[str], model: str, batch_size: int, device: str, backend: 
     return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
+CPU_BF16_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+
+
 def bf16_emulated(device) -> bool:
     """Whether `device` lacks bfloat16 hardware, where torch-bf16 does not pay: a CPU without
     AMX tiles or AVX512-BF16 (torch has no public query for them), a GPU before compute
@@ -139,9 +142,6 @@ def bf16_emulated(device) -> bool:
         return False
     probes = [getattr(torch.cpu, name, None) for name in CPU_BF16_PROBES]
     return not any(probe() for probe in probes if probe is not None)
-
-
-CPU_BF16_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
 
 
 CONFIG_FILES = (
